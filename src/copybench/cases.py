@@ -1,0 +1,205 @@
+"""The case grids, declared once and the same on every machine.
+
+Nothing here looks at the machine: the device list always holds ``cuda`` so that results from
+a laptop and from a GPU server have the same shape; a case that cannot run here is *skipped*
+by the harness (asv: ``NotImplementedError`` in setup; pytest: a skip mark), never dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# Tensor sizes in elements, log-spaced by a factor of 32 from one element to 2**25
+# (128 MiB in float32, 64 MiB in bfloat16).  1,024 elements is 4 KiB of float32, where host
+# overhead dominates; 2**20 is 4 MiB, around glibc's dynamic mmap threshold.
+SIZES: tuple[int, ...] = (1, 2**5, 2**10, 2**15, 2**20, 2**25)
+DTYPES: tuple[str, ...] = ("float32", "bfloat16")
+REQUIRES_GRAD: tuple[bool, ...] = (False, True)
+# "transposed": the transpose of a contiguous 2-D tensor, the most common strided input.
+LAYOUTS: tuple[str, ...] = ("contiguous", "transposed")
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+# Intra-op threads used by every benchmark unless a case says otherwise; set explicitly in
+# setup and recorded with the results (never inherited from the environment).
+DEFAULT_THREADS = 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A reference model: a stack of square ``nn.Linear`` layers (weight and bias each).
+
+    ``n_tensors`` parameter tensors share about ``target_params`` parameters; the actual
+    count (``n_params``) is within a fraction of a percent for the grid below.
+    """
+
+    name: str
+    target_params: int
+    n_tensors: int
+
+    @property
+    def depth(self) -> int:
+        return self.n_tensors // 2
+
+    @property
+    def width(self) -> int:
+        # depth * (w*w + w) ~= target  =>  w = (-1 + sqrt(1 + 4 t / depth)) / 2
+        return max(1, round((-1 + math.sqrt(1 + 4 * self.target_params / self.depth)) / 2))
+
+    @property
+    def n_params(self) -> int:
+        return self.depth * (self.width * self.width + self.width)
+
+    def build(self) -> nn.Module:
+        """A freshly initialised model on the current default device."""
+        return ReferenceModel(self.width, self.depth)
+
+
+class ReferenceModel(nn.Sequential):
+    """``depth`` square Linear layers; defined at module level so it pickles and deep-copies."""
+
+    def __init__(self, width: int, depth: int) -> None:
+        super().__init__(*(nn.Linear(width, width) for _ in range(depth)))
+
+
+def _spec(target: int, n_tensors: int) -> ModelSpec:
+    return ModelSpec(f"{target:.0e}".replace("+0", "").replace("+", "") + f"x{n_tensors}",
+                     target, n_tensors)
+
+
+# Parameter count from 1e4 to 1e7 at 8 tensors, then 1e6 parameters split into 2 .. 512
+# tensors (few large vs many small: deepcopy's per-tensor Python cost shows there).
+MODELS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        _spec(10**4, 8),
+        _spec(10**5, 8),
+        _spec(10**6, 8),
+        _spec(10**7, 8),
+        _spec(10**6, 2),
+        _spec(10**6, 32),
+        _spec(10**6, 512),
+    )
+}
+
+
+class CaseError(ValueError):
+    """A case outside the grid or not runnable here; the message says which and why."""
+
+
+def dtype_of(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise CaseError(f"unknown dtype {name!r}; known: {', '.join(DTYPES)}")
+    return getattr(torch, name)
+
+
+def nbytes(numel: int, dtype: str) -> int:
+    return numel * dtype_of(dtype).itemsize
+
+
+def shape_2d(numel: int) -> tuple[int, int]:
+    """The 2-D shape used for ``numel`` elements: as square as a power of two allows."""
+    rows = 2 ** (int(math.log2(numel)) // 2) if numel > 1 else 1
+    while numel % rows:
+        rows //= 2
+    return rows, numel // rows
+
+
+def check_device(device: str) -> None:
+    """Raise CaseError unless ``device`` is in the grid and usable on this machine."""
+    if device.split(":")[0] not in DEVICES:
+        raise CaseError(f"unknown device {device!r}; known: {', '.join(DEVICES)}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CaseError(f"device {device!r} requested but no CUDA GPU is available here")
+
+
+def make_tensor(
+    numel: int, dtype: str, requires_grad: bool, layout: str, device: str
+) -> torch.Tensor:
+    """The source tensor of a case: created, written (pages touched) and a leaf.
+
+    Values are random so no copy can take a zero-page shortcut; ``transposed`` yields the
+    transpose of a contiguous ``(cols, rows)`` tensor, a genuinely strided view.
+    """
+    if layout not in LAYOUTS:
+        raise CaseError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    check_device(device)
+    rows, cols = shape_2d(numel)
+    if layout == "transposed":
+        if rows == 1:
+            raise CaseError(f"a {numel}-element tensor cannot be non-contiguous")
+        base = torch.randn(cols, rows, dtype=dtype_of(dtype), device=device)
+        x = base.t()
+    else:
+        x = torch.randn(rows, cols, dtype=dtype_of(dtype), device=device)
+    x.requires_grad_(requires_grad)
+    return x
+
+
+def make_model(spec: str | ModelSpec, device: str) -> tuple[nn.Module, ModelSpec]:
+    """The source model of a module case, built and initialised on ``device``."""
+    if isinstance(spec, str):
+        if spec not in MODELS:
+            raise CaseError(f"unknown model {spec!r}; known: {', '.join(MODELS)}")
+        spec = MODELS[spec]
+    check_device(device)
+    with torch.device(device):
+        model = spec.build()
+    return model, spec
+
+
+def parse_size(text: str) -> int:
+    """A size from the command line: an element count in the grid, e.g. ``1024``."""
+    try:
+        numel = int(text)
+    except ValueError:
+        raise CaseError(f"size must be an element count, got {text!r}") from None
+    if numel not in SIZES:
+        raise CaseError(f"size {numel} is not in the grid; known: {', '.join(map(str, SIZES))}")
+    return numel
+
+
+@dataclass(frozen=True)
+class TensorCase:
+    method: str
+    numel: int
+    dtype: str
+    requires_grad: bool
+    layout: str
+    device: str
+
+    @property
+    def id(self) -> str:
+        grad = "grad" if self.requires_grad else "nograd"
+        return f"{self.method}-{self.numel}-{self.dtype}-{grad}-{self.layout}-{self.device}"
+
+
+@dataclass(frozen=True)
+class ModuleCase:
+    method: str
+    model: str
+    device: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.method}-{self.model}-{self.device}"
+
+
+def tensor_cases(methods: list[str]) -> Iterator[TensorCase]:
+    for method in methods:
+        for numel in SIZES:
+            for dtype in DTYPES:
+                for rg in REQUIRES_GRAD:
+                    for layout in LAYOUTS:
+                        for device in DEVICES:
+                            yield TensorCase(method, numel, dtype, rg, layout, device)
+
+
+def module_cases(methods: list[str]) -> Iterator[ModuleCase]:
+    for method in methods:
+        for model in MODELS:
+            for device in DEVICES:
+                yield ModuleCase(method, model, device)

@@ -1,0 +1,343 @@
+"""The registry of copy methods: every harness, probe, test and report reads this table.
+
+A copy method is declared once, here: its name (the id used by asv parameters, pytest ids,
+the CLI and the report), the code a user would write, a ``bind`` function that prepares
+everything the copy needs *outside* the timed region and returns a zero-argument callable
+that performs exactly one copy, and the semantics we claim for it.
+
+Why ``bind``: what is timed must be the copy and nothing else.  Anything a method needs that
+is not part of its cost in real use - a preallocated output buffer, an existing module to load
+into - is built (and its pages touched) by ``bind``.  What a method allocates *is* part of its
+cost (``clone`` and ``deepcopy`` pay for fresh memory in real code too), so the returned
+callable allocates, and ``allocates`` says so.
+
+Adding a method is one entry in ``TENSOR_METHODS`` or ``MODULE_METHODS``; the coverage test
+fails if a harness does not time it.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+Kind = Literal["tensor", "module"]
+
+
+@dataclass(frozen=True)
+class Semantics:
+    """What a copy produces from a leaf source tensor (or module) that requires grad.
+
+    new_storage: the result owns new memory; writing to it cannot change the source.
+    requires_grad: the result (every tensor of it, for modules) requires grad.
+    grad_flows: a backward pass through the result reaches the source's ``.grad``.
+    is_leaf: the result (every tensor of it) is an autograd leaf.
+    shares_version_counter: an in-place write to the result bumps the source's ``_version``
+        (autograd uses this counter to detect tensors modified after being saved).
+    """
+
+    new_storage: bool
+    requires_grad: bool
+    grad_flows: bool
+    is_leaf: bool
+    shares_version_counter: bool
+
+    def as_dict(self) -> dict[str, bool]:
+        return {name: getattr(self, name) for name in SEMANTIC_PROPERTIES}
+
+
+SEMANTIC_PROPERTIES: tuple[str, ...] = (
+    "new_storage",
+    "requires_grad",
+    "grad_flows",
+    "is_leaf",
+    "shares_version_counter",
+)
+
+
+@dataclass(frozen=True)
+class CopyMethod:
+    """One way of copying a tensor or a module, declared once."""
+
+    name: str
+    kind: Kind
+    code: str
+    bind: Callable[..., Callable[[], Any]]
+    semantics: Semantics
+    allocates: bool
+    doc: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# --------------------------------------------------------------------------------------------
+# Tensor methods.  ``bind(x)`` receives the (already created and touched) source tensor.
+
+
+def _bind_copy_into(x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    # The bandwidth reference: the destination exists and its pages are resident, so the
+    # timed region is the memory traffic alone, no allocator and no page faults.
+    out = torch.empty_like(x)
+    out.fill_(0)
+    return lambda: out.copy_(x)
+
+
+_NEW_TRACKED = Semantics(True, True, True, False, False)
+_NEW_DETACHED = Semantics(True, False, False, True, False)
+
+TENSOR_METHODS: tuple[CopyMethod, ...] = (
+    CopyMethod(
+        "clone",
+        "tensor",
+        "x.clone()",
+        lambda x: x.clone,
+        _NEW_TRACKED,
+        allocates=True,
+        doc="New memory, recorded by autograd (CloneBackward0): gradients flow to x.",
+    ),
+    CopyMethod(
+        "clone_detach",
+        "tensor",
+        "x.clone().detach()",
+        lambda x: lambda: x.clone().detach(),
+        _NEW_DETACHED,
+        allocates=True,
+        doc="The tracked clone: builds an autograd node, then throws it away.",
+    ),
+    CopyMethod(
+        "detach_clone",
+        "tensor",
+        "x.detach().clone()",
+        lambda x: lambda: x.detach().clone(),
+        _NEW_DETACHED,
+        allocates=True,
+        doc="The untracked clone PyTorch's warning text recommends.",
+    ),
+    CopyMethod(
+        "detach",
+        "tensor",
+        "x.detach()",
+        lambda x: x.detach,
+        Semantics(False, False, False, True, True),
+        allocates=False,
+        doc="No copy: a view sharing storage and version counter (the zero-copy floor).",
+    ),
+    CopyMethod(
+        "data",
+        "tensor",
+        "x.data",
+        lambda x: lambda: x.data,
+        Semantics(False, False, False, True, False),
+        allocates=False,
+        doc="Legacy alias of detach() that does NOT share the version counter: in-place "
+        "writes through it escape autograd's checks.",
+    ),
+    CopyMethod(
+        "deepcopy",
+        "tensor",
+        "copy.deepcopy(x)",
+        lambda x: lambda: copy.deepcopy(x),
+        Semantics(True, True, False, True, False),
+        allocates=True,
+        doc="A new leaf with x's requires_grad; no graph link to x. Leaves only.",
+    ),
+    CopyMethod(
+        "empty_like_copy",
+        "tensor",
+        "torch.empty_like(x).copy_(x)",
+        lambda x: lambda: torch.empty_like(x).copy_(x),
+        _NEW_TRACKED,
+        allocates=True,
+        doc="Allocate then copy in place; the copy_ is recorded by autograd.",
+    ),
+    CopyMethod(
+        "to_copy",
+        "tensor",
+        "x.to(x.device, copy=True)",
+        lambda x: lambda: x.to(x.device, copy=True),
+        _NEW_TRACKED,
+        allocates=True,
+        doc="Forced copy through .to(); recorded by autograd (ToCopyBackward0).",
+    ),
+    CopyMethod(
+        "clone_contiguous",
+        "tensor",
+        "x.clone(memory_format=torch.contiguous_format)",
+        lambda x: lambda: x.clone(memory_format=torch.contiguous_format),
+        _NEW_TRACKED,
+        allocates=True,
+        doc="Clone that always returns a dense row-major result, even from a strided input.",
+    ),
+    CopyMethod(
+        "copy_into",
+        "tensor",
+        "out.copy_(x)",
+        _bind_copy_into,
+        _NEW_TRACKED,
+        allocates=False,
+        doc="Copy into a preallocated, already-touched buffer: the memory-bandwidth "
+        "reference. Under grad mode the buffer joins x's graph.",
+    ),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Module methods.  ``bind(model, factory)`` receives the source module and a zero-argument
+# constructor of an equal, freshly initialised module (called under the source's device).
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _bind_load_existing(model: nn.Module, factory: Callable[[], nn.Module]):
+    with torch.device(_device_of(model)):
+        target = factory()
+
+    def run() -> nn.Module:
+        target.load_state_dict(model.state_dict())
+        return target
+
+    return run
+
+
+def _bind_new_instance(model: nn.Module, factory: Callable[[], nn.Module]):
+    device = _device_of(model)
+
+    def run() -> nn.Module:
+        with torch.device(device):
+            target = factory()
+        target.load_state_dict(model.state_dict())
+        return target
+
+    return run
+
+
+def _bind_meta_assign(model: nn.Module, factory: Callable[[], nn.Module]):
+    def run() -> nn.Module:
+        with torch.device("meta"):
+            target = factory()
+        target.load_state_dict(_snapshot(model), assign=True)
+        return target
+
+    return run
+
+
+def _bind_save_load(model: nn.Module, factory: Callable[[], nn.Module]):
+    def run() -> dict[str, torch.Tensor]:
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        buffer.seek(0)
+        return torch.load(buffer, weights_only=True, map_location=_device_of(model))
+
+    return run
+
+
+# Modules: "requires_grad" and "is_leaf" describe the result's tensors (parameters for a
+# module result, values for a state-dict result).
+_MODULE_LIKE = Semantics(True, True, False, True, False)
+_DICT_LIKE = Semantics(True, False, False, True, False)
+
+MODULE_METHODS: tuple[CopyMethod, ...] = (
+    CopyMethod(
+        "deepcopy_module",
+        "module",
+        "copy.deepcopy(model)",
+        lambda m, factory: lambda: copy.deepcopy(m),
+        _MODULE_LIKE,
+        allocates=True,
+        doc="Copies every attribute, hooks and buffers included; pays Python overhead per "
+        "tensor and per submodule.",
+    ),
+    CopyMethod(
+        "state_dict_snapshot",
+        "module",
+        "{k: v.detach().clone() for k, v in model.state_dict().items()}",
+        lambda m, factory: lambda: _snapshot(m),
+        _DICT_LIKE,
+        allocates=True,
+        doc="Tensors only: the usual checkpoint/EMA snapshot.",
+    ),
+    CopyMethod(
+        "deepcopy_state_dict",
+        "module",
+        "copy.deepcopy(model.state_dict())",
+        lambda m, factory: lambda: copy.deepcopy(m.state_dict()),
+        _DICT_LIKE,
+        allocates=True,
+        doc="deepcopy of the (detached) state_dict tensors and its metadata.",
+    ),
+    CopyMethod(
+        "load_state_dict_existing",
+        "module",
+        "other.load_state_dict(model.state_dict())",
+        _bind_load_existing,
+        _MODULE_LIKE,
+        allocates=False,
+        doc="Copy into an instance that already exists: no allocation, like copy_.",
+    ),
+    CopyMethod(
+        "new_instance_load",
+        "module",
+        "other = Model(); other.load_state_dict(model.state_dict())",
+        _bind_new_instance,
+        _MODULE_LIKE,
+        allocates=True,
+        doc="The tutorial's 'new instance, then copy the parameters': construction and "
+        "its random initialisation are part of the cost.",
+    ),
+    CopyMethod(
+        "meta_assign",
+        "module",
+        "with torch.device('meta'): other = Model()\n"
+        "other.load_state_dict(snapshot, assign=True)",
+        _bind_meta_assign,
+        _MODULE_LIKE,
+        allocates=True,
+        doc="Skip initialisation: build on the meta device, then adopt cloned tensors.",
+    ),
+    CopyMethod(
+        "save_load",
+        "module",
+        "torch.save(model.state_dict(), buf); torch.load(buf, weights_only=True)",
+        _bind_save_load,
+        _DICT_LIKE,
+        allocates=True,
+        doc="Serialise and read back through memory (what a checkpoint round trip costs).",
+    ),
+)
+
+METHODS: dict[str, CopyMethod] = {m.name: m for m in TENSOR_METHODS + MODULE_METHODS}
+
+
+class UnknownMethodError(KeyError):
+    """An unknown copy-method name; the message lists the known ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def get_method(name: str) -> CopyMethod:
+    try:
+        return METHODS[name]
+    except KeyError:
+        known = ", ".join(METHODS)
+        raise UnknownMethodError(f"unknown copy method {name!r}; known: {known}") from None
+
+
+def tensor_method_names() -> list[str]:
+    return [m.name for m in TENSOR_METHODS]
+
+
+def module_method_names() -> list[str]:
+    return [m.name for m in MODULE_METHODS]
