@@ -1,5 +1,5 @@
 from copybench.bench import prepare_module_case
-from copybench.cases import DEFAULT_THREADS, DEVICES, MODELS
+from copybench.cases import MODULE_AXES
 from copybench.methods import module_method_names
 from copybench.timing import peak_rss_growth, rss_peak_supported
 
@@ -13,8 +13,8 @@ class ModuleCopy:
     number of tensors (2 .. 512).
     """
 
-    params = [module_method_names(), list(MODELS), list(DEVICES), [DEFAULT_THREADS]]
-    param_names = ["method", "model", "device", "threads"]
+    params = [module_method_names(), *map(list, MODULE_AXES.values())]
+    param_names = ["method", *MODULE_AXES]
     warmup_time = 0.05
     sample_time = 0.01
     repeat = (3, 20, 0.4)

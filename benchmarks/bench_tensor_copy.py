@@ -1,5 +1,5 @@
 from copybench.bench import prepare_tensor_case
-from copybench.cases import DEFAULT_THREADS, DEVICES, DTYPES, LAYOUTS, REQUIRES_GRAD, SIZES
+from copybench.cases import TENSOR_AXES
 from copybench.methods import tensor_method_names
 
 from . import prepared_or_skip
@@ -12,12 +12,14 @@ class TensorCopy:
     deepcopy ...) is inside the timed region because real code pays for it too.
     """
 
-    params = [tensor_method_names(), list(SIZES), list(DTYPES), list(REQUIRES_GRAD),
-              list(LAYOUTS), list(DEVICES), [DEFAULT_THREADS]]
-    param_names = ["method", "numel", "dtype", "requires_grad", "layout", "device", "threads"]
-    warmup_time = 0.05
-    sample_time = 0.005
-    repeat = (5, 30, 0.25)
+    params = [tensor_method_names(), *map(list, TENSOR_AXES.values())]
+    param_names = ["method", *TENSOR_AXES]
+    # About 0.25 s per case and round, so that the default CPU suite fits this project's
+    # time budget on 2 cores; two rounds put two fresh processes (two allocator states)
+    # behind every median.
+    warmup_time = 0.02
+    sample_time = 0.002
+    repeat = (5, 15, 0.1)
     rounds = 2
 
     def setup(self, *case):

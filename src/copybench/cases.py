@@ -7,6 +7,7 @@ by the harness (asv: ``NotImplementedError`` in setup; pytest: a skip mark), nev
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,8 +67,9 @@ class ReferenceModel(nn.Sequential):
 
 
 def _spec(target: int, n_tensors: int) -> ModelSpec:
-    return ModelSpec(f"{target:.0e}".replace("+0", "").replace("+", "") + f"x{n_tensors}",
-                     target, n_tensors)
+    return ModelSpec(
+        f"{target:.0e}".replace("+0", "").replace("+", "") + f"x{n_tensors}", target, n_tensors
+    )
 
 
 # Parameter count from 1e4 to 1e7 at 8 tensors, then 1e6 parameters split into 2 .. 512
@@ -121,7 +123,8 @@ def make_tensor(
 ) -> torch.Tensor:
     """The source tensor of a case: created, written (pages touched) and a leaf.
 
-    Values are random so no copy can take a zero-page shortcut; ``transposed`` yields the
+    Values are random (uniform: cheaper to draw than normal for 128 MiB) so no copy can
+    take a zero-page shortcut; ``transposed`` yields the
     transpose of a contiguous ``(cols, rows)`` tensor, a genuinely strided view.
     """
     if layout not in LAYOUTS:
@@ -131,10 +134,9 @@ def make_tensor(
     if layout == "transposed":
         if rows == 1:
             raise CaseError(f"a {numel}-element tensor cannot be non-contiguous")
-        base = torch.randn(cols, rows, dtype=dtype_of(dtype), device=device)
-        x = base.t()
+        x = torch.empty(cols, rows, dtype=dtype_of(dtype), device=device).uniform_().t()
     else:
-        x = torch.randn(rows, cols, dtype=dtype_of(dtype), device=device)
+        x = torch.empty(rows, cols, dtype=dtype_of(dtype), device=device).uniform_()
     x.requires_grad_(requires_grad)
     return x
 
@@ -170,11 +172,15 @@ class TensorCase:
     requires_grad: bool
     layout: str
     device: str
+    threads: int = DEFAULT_THREADS
 
     @property
     def id(self) -> str:
         grad = "grad" if self.requires_grad else "nograd"
-        return f"{self.method}-{self.numel}-{self.dtype}-{grad}-{self.layout}-{self.device}"
+        return (
+            f"{self.method}-{self.numel}-{self.dtype}-{grad}-{self.layout}-{self.device}"
+            f"-t{self.threads}"
+        )
 
 
 @dataclass(frozen=True)
@@ -182,24 +188,35 @@ class ModuleCase:
     method: str
     model: str
     device: str
+    threads: int = DEFAULT_THREADS
 
     @property
     def id(self) -> str:
-        return f"{self.method}-{self.model}-{self.device}"
+        return f"{self.method}-{self.model}-{self.device}-t{self.threads}"
+
+
+# The parameter axes of each harness, in order.  asv's ``params``/``param_names`` and the
+# pytest ids are both generated from these, so the two harnesses name cases alike.
+TENSOR_AXES: dict[str, tuple] = {
+    "numel": SIZES,
+    "dtype": DTYPES,
+    "requires_grad": REQUIRES_GRAD,
+    "layout": LAYOUTS,
+    "device": DEVICES,
+    "threads": (DEFAULT_THREADS,),
+}
+MODULE_AXES: dict[str, tuple] = {
+    "model": tuple(MODELS),
+    "device": DEVICES,
+    "threads": (DEFAULT_THREADS,),
+}
 
 
 def tensor_cases(methods: list[str]) -> Iterator[TensorCase]:
-    for method in methods:
-        for numel in SIZES:
-            for dtype in DTYPES:
-                for rg in REQUIRES_GRAD:
-                    for layout in LAYOUTS:
-                        for device in DEVICES:
-                            yield TensorCase(method, numel, dtype, rg, layout, device)
+    for method, *rest in itertools.product(methods, *TENSOR_AXES.values()):
+        yield TensorCase(method, *rest)
 
 
 def module_cases(methods: list[str]) -> Iterator[ModuleCase]:
-    for method in methods:
-        for model in MODELS:
-            for device in DEVICES:
-                yield ModuleCase(method, model, device)
+    for method, *rest in itertools.product(methods, *MODULE_AXES.values()):
+        yield ModuleCase(method, *rest)

@@ -299,8 +299,7 @@ MODULE_METHODS: tuple[CopyMethod, ...] = (
     CopyMethod(
         "meta_assign",
         "module",
-        "with torch.device('meta'): other = Model()\n"
-        "other.load_state_dict(snapshot, assign=True)",
+        "with torch.device('meta'): other = Model()\nother.load_state_dict(snapshot, assign=True)",
         _bind_meta_assign,
         _MODULE_LIKE,
         allocates=True,

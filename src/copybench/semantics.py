@@ -75,7 +75,9 @@ def _observe(sources: dict[str, torch.Tensor], result: object) -> dict[str, bool
     with torch.no_grad():
         for _, r in pairs:
             r.mul_(1)
-    obs["shares_version_counter"] = any(s._version != v for (s, _), v in zip(pairs, before))
+    obs["shares_version_counter"] = any(
+        s._version != v for (s, _), v in zip(pairs, before, strict=True)
+    )
     return {p: obs[p] for p in SEMANTIC_PROPERTIES}
 
 

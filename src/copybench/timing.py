@@ -1,15 +1,12 @@
-"""Device-aware timing helpers and the statistics every harness and report shares.
+"""Device-aware timing helpers: threads, synchronisation, warm-up, memory high-water marks.
 
-Kept in one place (like ``torch.utils.benchmark``'s ``Measurement`` or pytest-benchmark's
-``Stats``) so that asv benchmarks, the pytest harness, comparisons and the report compute a
-median or an IQR the same way.
+The statistics computed from timings live in :mod:`copybench.stats`.
 """
 
 from __future__ import annotations
 
 import os
-import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -53,25 +50,6 @@ def warm_up(fn: Callable[[], Any], device: str | torch.device, calls: int = 3) -
     for _ in range(calls):
         fn()
     synchronize(device)
-
-
-# --- statistics ------------------------------------------------------------------------------
-
-
-def median(samples: Sequence[float]) -> float:
-    return float(statistics.median(samples))
-
-
-def iqr(samples: Sequence[float]) -> float:
-    """Interquartile range (inclusive method, as numpy's default linear percentile)."""
-    if len(samples) < 2:
-        return 0.0
-    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return float(q3 - q1)
-
-
-def summarize(samples: Sequence[float]) -> dict[str, float]:
-    return {"median": median(samples), "iqr": iqr(samples), "n": len(samples)}
 
 
 # --- memory -----------------------------------------------------------------------------------

@@ -1,0 +1,9 @@
+"""``copybench overhead``: not written yet (see the issue that asks for it)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``overhead`` subcommand (a placeholder until its issue lands)."""
