@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .cases import DTYPES, MODELS, MODULE_AXES, TENSOR_AXES, CaseError, check_device
 from .methods import METHODS, get_method
+from .results import write_env_sidecar
 
 TENSOR_BENCH = "bench_tensor_copy.TensorCopy"
 MODULE_BENCH = "bench_module_copy.ModuleCopy"
@@ -92,38 +93,95 @@ def project_root() -> Path:
     raise FileNotFoundError("asv.conf.json not found here or above: run inside a checkout")
 
 
-def results_dir(root: Path) -> Path:
-    conf = json.loads(_strip_comments((root / "asv.conf.json").read_text()))
-    return root / conf.get("results_dir", "results")
+def results_dir(config: Path) -> Path:
+    """The results folder a config names (relative paths are relative to the config)."""
+    conf = json.loads(_strip_comments(config.read_text()))
+    return config.parent / conf.get("results_dir", "results")
 
 
 def _strip_comments(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
 
 
-def run_asv(sel: Selection, quick: bool = False, extra: list[str] | None = None) -> Path:
+def run_asv(
+    sel: Selection,
+    quick: bool = False,
+    config: Path | None = None,
+    extra: list[str] | None = None,
+) -> Path:
     """Run the selection with asv against this interpreter; return the results file."""
     sel.validate()
     root = project_root()
+    config = (config or root / "asv.conf.json").resolve()
+    if not config.is_file():
+        raise FileNotFoundError(f"{config}: no such asv config")
     asv = [sys.executable, "-m", "asv"]
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True, text=True
     ).stdout.strip()
     # Record this machine's description (CPU, cores, memory) non-interactively.
-    subprocess.run([*asv, "machine", "--yes"], cwd=root, check=True, stdout=subprocess.DEVNULL)
-    cmd = [*asv, "run", "--python=same", "--set-commit-hash", commit, "--show-stderr"]
+    subprocess.run(
+        [*asv, "machine", "--yes", "--config", str(config)],
+        cwd=root,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    cmd = [
+        *asv,
+        "run",
+        "--config",
+        str(config),
+        "--python=same",
+        "--set-commit-hash",
+        commit,
+        "--show-stderr",
+    ]
     for regex in bench_regexes(sel):
         cmd += ["--bench", regex]
     if quick:
         cmd.append("--quick")
     cmd += extra or []
     subprocess.run(cmd, cwd=root, check=True)
-    newest = _newest_results(results_dir(root))
+    newest = _newest_results(results_dir(config))
     if newest is None:
-        raise FileNotFoundError(f"asv wrote no results under {results_dir(root)}")
+        raise FileNotFoundError(f"asv wrote no results under {results_dir(config)}")
+    write_env_sidecar(newest, environment_info())
     return newest
 
 
 def _newest_results(folder: Path) -> Path | None:
     files = [p for p in folder.glob("*/*.json") if p.name != "machine.json"]
     return max(files, key=lambda p: p.stat().st_mtime) if files else None
+
+
+def environment_info() -> dict:
+    """What asv does not record for an existing environment: exact torch build, threads."""
+    import platform
+
+    import torch
+
+    info = {
+        "torch_version": torch.__version__,
+        "torch_git": torch.version.git_version,
+        "cuda": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+        "threads_default": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"

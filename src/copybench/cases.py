@@ -34,7 +34,7 @@ class ModelSpec:
     """A reference model: a stack of square ``nn.Linear`` layers (weight and bias each).
 
     ``n_tensors`` parameter tensors share about ``target_params`` parameters; the actual
-    count (``n_params``) is within a fraction of a percent for the grid below.
+    count (``n_params``, what results and plots use) is within 2 % of the target.
     """
 
     name: str

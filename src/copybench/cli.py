@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .cases import CaseError
 from .methods import UnknownMethodError
@@ -60,11 +61,14 @@ def _parser() -> argparse.ArgumentParser:
         "--device", action="append", default=[], help="cpu (default) or cuda (repeatable)"
     )
     s.add_argument("--quick", action="store_true", help="one sample per case (asv --quick)")
+    s.add_argument("--config", type=Path, help="asv config (default: ./asv.conf.json)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("show", help="print the tidy table of an asv results file or folder")
     s.add_argument("path")
     s.add_argument("--csv", action="store_true", help="print CSV instead of a summary")
+    s.add_argument("--headline", action="store_true",
+                   help="print the README's headline table (markdown)")
     s.set_defaults(func=cmd_show)
 
     for name in COMMAND_MODULES:
@@ -152,7 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         models=args.model,
         devices=args.device or ["cpu"],
     )
-    path = run_asv(sel, quick=args.quick)
+    path = run_asv(sel, quick=args.quick, config=args.config)
     print(f"copybench: results written to {path}")
     return 0
 
@@ -161,6 +165,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .results import load_asv
 
     df = load_asv(args.path)
+    if args.headline:
+        from .results import headline_table
+
+        print(headline_table(df))
+        return 0
     if args.csv:
         print(df.drop(columns=["samples"]).to_csv(index=False), end="")
         return 0

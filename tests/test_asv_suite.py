@@ -1,0 +1,133 @@
+"""The asv suite, run for real: asv check, and a small run through ``copybench run``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from copybench.asvrun import Selection, bench_regexes
+from copybench.results import ENV_SUFFIX, load_asv
+
+
+def _asv(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "asv", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_asv_check_is_clean(root):
+    r = _asv("check", "--python=same", cwd=root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "No problems found" in r.stdout
+
+
+def test_selection_regexes_pick_exactly_the_asked_cases():
+    import re
+
+    (tensor,) = bench_regexes(Selection(methods=["clone"], sizes=[1024]))
+    name = "bench_tensor_copy.TensorCopy.time_tensor_copy"
+    hit = f"{name}('clone', 1024, 'float32', True, 'contiguous', 'cpu', 1)"
+    assert re.search(tensor, hit)
+    assert not re.search(tensor, hit.replace("'cpu'", "'cuda'"))
+    assert not re.search(tensor, hit.replace("1024", "32"))
+    assert not re.search(tensor, hit.replace("'clone'", "'clone_detach'"))
+    both = bench_regexes(Selection())
+    assert len(both) == 2, "no selection: tensor and module cases, CPU only"
+
+
+@pytest.fixture(scope="module")
+def small_run(root, tmp_path_factory):
+    """A real asv run of a few cases into a temporary results folder."""
+    tmp = tmp_path_factory.mktemp("asv")
+    conf = {
+        "version": 1,
+        "project": "copybench",
+        "repo": str(root),
+        "branches": ["main"],
+        "environment_type": "virtualenv",
+        "benchmark_dir": str(root / "benchmarks"),
+        "env_dir": str(tmp / "env"),
+        "results_dir": str(tmp / "results"),
+        "html_dir": str(tmp / "html"),
+        "launch_method": "forkserver",
+    }
+    config = tmp / "asv.conf.json"
+    config.write_text(json.dumps(conf))
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "copybench",
+            "run",
+            "--config",
+            str(config),
+            "--quick",
+            "--method",
+            "clone_detach",
+            "--method",
+            "detach_clone",
+            "--size",
+            "1024",
+            "--method",
+            "state_dict_snapshot",
+            "--model",
+            "1e4x8",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return tmp / "results", r
+
+
+def test_run_writes_results_and_says_where(small_run):
+    results, r = small_run
+    line = r.stdout.strip().splitlines()[-1]
+    assert line.startswith("copybench: results written to ") and str(results) in line
+    path = line.rsplit(" ", 1)[-1]
+    assert results.exists() and path.endswith(".json")
+    side = json.loads(open(path + ENV_SUFFIX).read())
+    assert side["torch_version"] == torch.__version__
+
+
+def test_results_hold_every_selected_case_and_nothing_else(small_run):
+    results, _ = small_run
+    df = load_asv(results)
+    ok = df[df.status == "ok"]
+    tensor = ok[ok.metric == "time_tensor_copy"]
+    assert set(tensor.method) == {"clone_detach", "detach_clone"}
+    assert set(tensor.numel) == {1024} and set(tensor.device) == {"cpu"}
+    # 2 methods x 2 dtypes x 2 requires_grad x 2 layouts
+    assert len(tensor) == 16 and (tensor["median"] > 0).all()
+    module = ok[ok.benchmark.str.contains("ModuleCopy")]
+    assert set(module.method) == {"state_dict_snapshot", "deepcopy_module"}
+    assert set(module.model) == {"1e4x8"}
+    assert {"time_module_copy", "peakmem_module_copy", "track_peak_rss_growth"} <= set(
+        module.metric
+    )
+    assert set(ok.torch_version) == {torch.__version__}
+    assert set(df.threads) == {1}
+
+
+def test_show_prints_the_table(small_run, run_cli):
+    results, _ = small_run
+    r = run_cli("show", str(results))
+    assert r.returncode == 0, r.stderr
+    assert "clone_detach" in r.stdout and "state_dict_snapshot" in r.stdout
+
+
+def test_show_headline_is_computed_from_the_results(small_run, run_cli):
+    results, _ = small_run
+    r = run_cli("show", "--headline", str(results))
+    assert r.returncode == 0, r.stderr
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+    assert len(rows) == 2  # 1,024 elements; model 1e4x8 (the only cases in this run)
+    assert rows[0].startswith("| 1,024 float32 (4 KiB)") and "1e4x8" in rows[1]
+    ratio = float(rows[0].rstrip(" |").rsplit("|", 1)[-1])
+    assert ratio > 0
