@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,7 +93,7 @@ def test_run_writes_results_and_says_where(small_run):
     assert line.startswith("copybench: results written to ") and str(results) in line
     path = line.rsplit(" ", 1)[-1]
     assert results.exists() and path.endswith(".json")
-    side = json.loads(open(path + ENV_SUFFIX).read())
+    side = json.loads(Path(path + ENV_SUFFIX).read_text())
     assert side["torch_version"] == torch.__version__
 
 

@@ -11,7 +11,13 @@ import torch
 
 from copybench import cases
 from copybench.bench import prepare_module_case, prepare_tensor_case
-from copybench.methods import METHODS, MODULE_METHODS, TENSOR_METHODS, get_method
+from copybench.methods import (
+    METHODS,
+    MODULE_METHODS,
+    TENSOR_METHODS,
+    TRANSFER_METHODS,
+    get_method,
+)
 
 REQUIRED_TENSOR = {
     "clone",
@@ -37,10 +43,10 @@ REQUIRED_MODULE = {
 
 
 def test_registry_holds_every_required_method_once():
-    names = [m.name for m in TENSOR_METHODS + MODULE_METHODS]
+    names = [m.name for m in TENSOR_METHODS + MODULE_METHODS + TRANSFER_METHODS]
     assert len(names) == len(set(names))
-    assert REQUIRED_TENSOR <= {m.name for m in TENSOR_METHODS}
-    assert REQUIRED_MODULE <= {m.name for m in MODULE_METHODS}
+    assert {m.name for m in TENSOR_METHODS} >= REQUIRED_TENSOR
+    assert {m.name for m in MODULE_METHODS} >= REQUIRED_MODULE
 
 
 def test_every_registered_method_is_timed_by_the_asv_suite(root):
@@ -49,10 +55,15 @@ def test_every_registered_method_is_timed_by_the_asv_suite(root):
     try:
         tensor = importlib.import_module("benchmarks.bench_tensor_copy").TensorCopy
         module = importlib.import_module("benchmarks.bench_module_copy").ModuleCopy
+        cuda = importlib.import_module("benchmarks.bench_cuda")
+        transfer = importlib.import_module("benchmarks.bench_transfer").Transfer
     finally:
         sys.path.remove(str(root))
     assert set(tensor.params[0]) == {m.name for m in TENSOR_METHODS}
     assert set(module.params[0]) == {m.name for m in MODULE_METHODS}
+    assert set(cuda.CudaTensorCopy.params[0]) == {m.name for m in TENSOR_METHODS}
+    assert set(cuda.CudaModuleCopy.params[0]) == {m.name for m in MODULE_METHODS}
+    assert set(transfer.params[0]) == {m.name for m in TRANSFER_METHODS}
     assert tensor.param_names == ["method", *cases.TENSOR_AXES]
     assert module.param_names == ["method", *cases.MODULE_AXES]
 
@@ -137,6 +148,4 @@ def test_threads_are_set_and_recorded():
 def test_unknown_method_names_the_known_ones():
     with pytest.raises(KeyError, match="known: clone"):
         get_method("clone_twice")
-    assert set(METHODS) == REQUIRED_TENSOR | REQUIRED_MODULE | (
-        set(METHODS) - REQUIRED_TENSOR - REQUIRED_MODULE
-    )
+    assert len(METHODS) == len(TENSOR_METHODS) + len(MODULE_METHODS) + len(TRANSFER_METHODS)

@@ -12,16 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .cases import DEFAULT_THREADS, make_model, make_tensor, nbytes
+from .cases import DEFAULT_THREADS, make_model, make_tensor, make_transfer_source, nbytes
 from .methods import get_method
-from .timing import set_threads, synchronized, warm_up
+from .timing import reset_cuda_allocator, set_threads, synchronized, warm_up
 
 
 @dataclass
 class Prepared:
-    """A case ready to time: ``run()`` performs one synchronised copy."""
+    """A case ready to time: ``run()`` performs one synchronised copy, ``call()`` the same
+    copy without the synchronisation (for CUDA-event timing over a batch of calls)."""
 
     run: Callable[[], Any]
+    call: Callable[[], Any]
     device: str
     threads: int
     nbytes: int  # bytes of the source (tensor, or all parameters of a model)
@@ -49,9 +51,11 @@ def prepare_tensor_case(
         raise ValueError(f"{method!r} copies modules, not tensors")
     threads = set_threads(threads)
     x = make_tensor(numel, dtype, requires_grad, layout, device)
-    run = synchronized(m.bind(x), device)
+    reset_cuda_allocator(device)
+    call = m.bind(x)
+    run = synchronized(call, device)
     warm_up(run, device)
-    return Prepared(run, device, threads, nbytes(numel, dtype), x)
+    return Prepared(run, call, device, threads, nbytes(numel, dtype), x)
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,7 +67,30 @@ def prepare_module_case(
         raise ValueError(f"{method!r} copies tensors, not modules")
     threads = set_threads(threads)
     source, spec = make_model(model, device)
-    run = synchronized(m.bind(source, spec.build), device)
+    reset_cuda_allocator(device)
+    call = m.bind(source, spec.build)
+    run = synchronized(call, device)
     warm_up(run, device)
     size = sum(p.numel() * p.element_size() for p in source.parameters())
-    return Prepared(run, device, threads, size, source)
+    return Prepared(run, call, device, threads, size, source)
+
+
+@functools.lru_cache(maxsize=1)
+def prepare_transfer_case(
+    method: str, numel: int, host_memory: str, threads: int = DEFAULT_THREADS
+) -> Prepared:
+    """A device transfer; ``device`` of the result is the GPU whose queue is timed."""
+    m = get_method(method)
+    if m.kind != "transfer":
+        raise ValueError(f"{method!r} is not a transfer method")
+    threads = set_threads(threads)
+    x, target, pinned = make_transfer_source(method, numel, host_memory)
+    gpu = str(x.device) if x.device.type == "cuda" else target
+    reset_cuda_allocator(gpu)
+    call = m.bind(x, target, pinned)
+    # Synchronise every GPU involved: a non-blocking copy must be complete when timed.
+    run = synchronized(call, gpu)
+    if target.startswith("cuda") and x.device.type == "cuda":
+        run = synchronized(run, target)
+    warm_up(run, gpu)
+    return Prepared(run, call, gpu, threads, nbytes(numel, "float32"), x)

@@ -112,10 +112,16 @@ def shape_2d(numel: int) -> tuple[int, int]:
 
 def check_device(device: str) -> None:
     """Raise CaseError unless ``device`` is in the grid and usable on this machine."""
-    if device.split(":")[0] not in DEVICES:
+    kind, _, index = device.partition(":")
+    if kind not in DEVICES or (index and not (kind == "cuda" and index.isdigit())):
         raise CaseError(f"unknown device {device!r}; known: {', '.join(DEVICES)}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CaseError(f"device {device!r} requested but no CUDA GPU is available here")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise CaseError(f"device {device!r} requested but no CUDA GPU is available here")
+        if index and int(index) >= torch.cuda.device_count():
+            raise CaseError(
+                f"device {device!r} needs {int(index) + 1} GPUs, found {torch.cuda.device_count()}"
+            )
 
 
 def make_tensor(
@@ -210,6 +216,50 @@ MODULE_AXES: dict[str, tuple] = {
     "device": DEVICES,
     "threads": (DEFAULT_THREADS,),
 }
+
+
+# GPU-only grids.  Event-timed CUDA copies and transfers use sizes that reach the rates a
+# GPU is judged by (4 KiB launch-bound up to 256 MiB bandwidth-bound, float32).
+GPU_SIZES: tuple[int, ...] = (2**10, 2**16, 2**20, 2**24, 2**26)
+HOST_MEMORY: tuple[str, ...] = ("pageable", "pinned")
+CUDA_TENSOR_AXES: dict[str, tuple] = {
+    "numel": GPU_SIZES,
+    "dtype": DTYPES,
+    "requires_grad": REQUIRES_GRAD,
+    "layout": ("contiguous",),
+    "device": ("cuda",),
+    "threads": (DEFAULT_THREADS,),
+}
+# Transfers: the route (host -> cuda:0, cuda:0 -> host, cuda:0 -> cuda:1) is the method's
+# own (methods.TRANSFER_ROUTES); the host memory is pageable or pinned.
+TRANSFER_AXES: dict[str, tuple] = {
+    "numel": GPU_SIZES,
+    "host_memory": HOST_MEMORY,
+    "threads": (DEFAULT_THREADS,),
+}
+
+
+def make_transfer_source(method: str, numel: int, host_memory: str) -> tuple:
+    """(source tensor, target device, pinned) for a transfer case, float32, touched."""
+    from .methods import TRANSFER_ROUTES
+
+    if method not in TRANSFER_ROUTES:
+        raise CaseError(f"{method!r} is not a transfer method")
+    if host_memory not in HOST_MEMORY:
+        raise CaseError(f"unknown host memory {host_memory!r}; known: {', '.join(HOST_MEMORY)}")
+    source, target = TRANSFER_ROUTES[method]
+    pinned = host_memory == "pinned"
+    if "host" not in (source, target) and target != "cpu" and pinned:
+        raise CaseError("a GPU-to-GPU copy involves no host memory (pinned case n/a)")
+    for d in (source, target):
+        if d != "host":
+            check_device(d)
+    if source == "host":
+        check_device("cuda")  # pinning needs a GPU too
+        x = torch.empty(numel, pin_memory=pinned).uniform_()
+    else:
+        x = torch.empty(numel, device=source).uniform_()
+    return x, target, pinned
 
 
 def tensor_cases(methods: list[str]) -> Iterator[TensorCase]:

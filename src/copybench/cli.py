@@ -67,9 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="print the tidy table of an asv results file or folder")
     s.add_argument("path")
     s.add_argument("--csv", action="store_true", help="print CSV instead of a summary")
-    s.add_argument("--headline", action="store_true",
-                   help="print the README's headline table (markdown)")
+    s.add_argument(
+        "--headline", action="store_true", help="print the README's headline table (markdown)"
+    )
     s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("gpu-figures", help="print the README's GPU figures from asv results")
+    s.add_argument("path")
+    s.set_defaults(func=cmd_gpu_figures)
 
     for name in COMMAND_MODULES:
         importlib.import_module(f"copybench.{name}").register(sub)
@@ -193,6 +198,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     with _pandas_wide():
         print(ok[cols].dropna(axis=1, how="all").to_string(index=False))
+    return 0
+
+
+def cmd_gpu_figures(args: argparse.Namespace) -> int:
+    from .results import gpu_figures, load_asv
+
+    print(gpu_figures(load_asv(args.path)))
     return 0
 
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-Kind = Literal["tensor", "module"]
+Kind = Literal["tensor", "module", "transfer"]
 
 
 @dataclass(frozen=True)
@@ -316,7 +316,125 @@ MODULE_METHODS: tuple[CopyMethod, ...] = (
     ),
 )
 
-METHODS: dict[str, CopyMethod] = {m.name: m for m in TENSOR_METHODS + MODULE_METHODS}
+# --------------------------------------------------------------------------------------------
+# Device transfers.  ``bind(x, target, pinned)`` receives the source (in host memory -
+# pinned or pageable as ``pinned`` says - or on a GPU) and the target device;
+# ``TRANSFER_ROUTES`` says which way each goes.  For a device-to-host copy into a buffer,
+# ``pinned`` says what kind of host memory the buffer is.
+
+
+def _bind_copy_to(non_blocking: bool):
+    def bind(x: torch.Tensor, target: str, pinned: bool) -> Callable[[], torch.Tensor]:
+        # The destination exists (and is touched) before timing, as for copy_into.
+        pin = pinned and torch.device(target).type == "cpu"
+        out = torch.empty(x.shape, dtype=x.dtype, device=target, pin_memory=pin)
+        out.zero_()
+        return lambda: out.copy_(x, non_blocking=non_blocking)
+
+    return bind
+
+
+TRANSFER_METHODS: tuple[CopyMethod, ...] = (
+    CopyMethod(
+        "to_device",
+        "transfer",
+        "x.to('cuda')",
+        lambda x, target, pinned: lambda: x.to(target),
+        _NEW_TRACKED,
+        allocates=True,
+        doc="Host to device; from pageable memory the driver stages through a "
+        "pinned bounce buffer.",
+    ),
+    CopyMethod(
+        "to_device_nonblocking",
+        "transfer",
+        "x.to('cuda', non_blocking=True)",
+        lambda x, target, pinned: lambda: x.to(target, non_blocking=True),
+        _NEW_TRACKED,
+        allocates=True,
+        doc="Asynchronous only from pinned memory; from pageable it behaves as blocking.",
+    ),
+    CopyMethod(
+        "copy_h2d",
+        "transfer",
+        "out_cuda.copy_(x)",
+        _bind_copy_to(False),
+        _NEW_TRACKED,
+        allocates=False,
+        doc="Host to a preallocated device buffer: the host-to-device rate.",
+    ),
+    CopyMethod(
+        "copy_h2d_nonblocking",
+        "transfer",
+        "out_cuda.copy_(x, non_blocking=True)",
+        _bind_copy_to(True),
+        _NEW_TRACKED,
+        allocates=False,
+        doc="As copy_h2d, asynchronous from pinned memory.",
+    ),
+    CopyMethod(
+        "to_host",
+        "transfer",
+        "x.cpu()",
+        lambda x, target, pinned: x.cpu,
+        _NEW_TRACKED,
+        allocates=True,
+        doc="Device to new pageable host memory; always synchronises.",
+    ),
+    CopyMethod(
+        "to_host_nonblocking",
+        "transfer",
+        "x.to('cpu', non_blocking=True)",
+        lambda x, target, pinned: lambda: x.to("cpu", non_blocking=True),
+        _NEW_TRACKED,
+        allocates=True,
+        doc="Device to host without waiting: the result is valid only after a synchronisation.",
+    ),
+    CopyMethod(
+        "copy_d2h",
+        "transfer",
+        "out_cpu.copy_(x_cuda)",
+        _bind_copy_to(False),
+        _NEW_TRACKED,
+        allocates=False,
+        doc="Device to a preallocated host buffer (pageable or pinned).",
+    ),
+    CopyMethod(
+        "to_peer",
+        "transfer",
+        "x.to('cuda:1')",
+        lambda x, target, pinned: lambda: x.to(target),
+        _NEW_TRACKED,
+        allocates=True,
+        doc="GPU to GPU (peer-to-peer where the GPUs allow it).",
+    ),
+    CopyMethod(
+        "copy_peer",
+        "transfer",
+        "out_cuda1.copy_(x_cuda0)",
+        _bind_copy_to(False),
+        _NEW_TRACKED,
+        allocates=False,
+        doc="GPU to a preallocated buffer on another GPU: the peer rate.",
+    ),
+)
+
+# Which way each transfer goes: the source side and the target side.
+TRANSFER_ROUTES: dict[str, tuple[str, str]] = {
+    "to_device": ("host", "cuda:0"),
+    "to_device_nonblocking": ("host", "cuda:0"),
+    "copy_h2d": ("host", "cuda:0"),
+    "copy_h2d_nonblocking": ("host", "cuda:0"),
+    "to_host": ("cuda:0", "cpu"),
+    "to_host_nonblocking": ("cuda:0", "cpu"),
+    "copy_d2h": ("cuda:0", "cpu"),
+    "to_peer": ("cuda:0", "cuda:1"),
+    "copy_peer": ("cuda:0", "cuda:1"),
+}
+
+METHODS: dict[str, CopyMethod] = {
+    m.name: m for m in TENSOR_METHODS + MODULE_METHODS + TRANSFER_METHODS
+}
 
 
 class UnknownMethodError(KeyError):
@@ -340,3 +458,7 @@ def tensor_method_names() -> list[str]:
 
 def module_method_names() -> list[str]:
     return [m.name for m in MODULE_METHODS]
+
+
+def transfer_method_names() -> list[str]:
+    return [m.name for m in TRANSFER_METHODS]

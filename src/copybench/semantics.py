@@ -17,14 +17,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .cases import ReferenceModel
+from .cases import CaseError, ReferenceModel, make_transfer_source
 from .methods import METHODS, SEMANTIC_PROPERTIES, CopyMethod
 
 
 @dataclass(frozen=True)
 class Observation:
+    """What a probe saw; ``observed`` is None (and ``skipped`` says why) where the method
+    cannot run here, e.g. a device transfer without a GPU."""
+
     method: CopyMethod
-    observed: dict[str, bool]
+    observed: dict[str, bool] | None
+    skipped: str | None = None
 
     @property
     def declared(self) -> dict[str, bool]:
@@ -32,6 +36,8 @@ class Observation:
 
     @property
     def mismatches(self) -> list[str]:
+        if self.observed is None:
+            return []
         return [p for p in SEMANTIC_PROPERTIES if self.observed[p] != self.declared[p]]
 
     def as_dict(self) -> dict:
@@ -41,7 +47,8 @@ class Observation:
             "code": self.method.code,
             "observed": self.observed,
             "declared": self.declared,
-            "matches": not self.mismatches,
+            "matches": None if self.observed is None else not self.mismatches,
+            "skipped": self.skipped,
         }
 
 
@@ -87,6 +94,15 @@ def probe(method: CopyMethod) -> Observation:
         x = torch.ones(5, requires_grad=True)
         result = method.bind(x)()
         return Observation(method, _observe({"": x}, result))
+    if method.kind == "transfer":
+        try:
+            x, target, pinned = make_transfer_source(method.name, 5, "pageable")
+        except CaseError as e:
+            return Observation(method, None, skipped=str(e))
+        x.requires_grad_(True)
+        result = method.bind(x, target, pinned)()
+        torch.cuda.synchronize()
+        return Observation(method, _observe({"": x}, result))
     model = ReferenceModel(4, 2)
     result = method.bind(model, lambda: ReferenceModel(4, 2))()
     return Observation(method, _observe(dict(model.named_parameters()), result))
@@ -98,12 +114,16 @@ def probe_all(names: Iterable[str] | None = None) -> list[Observation]:
 
 def format_table(observations: list[Observation]) -> str:
     """A plain-text table; a cell reads ``yes``/``no``, with ``!`` and the declared value
-    appended where the observation contradicts the registry."""
+    appended where the observation contradicts the registry, ``n/a`` where the method could
+    not run here (the reasons follow the table)."""
     headers = ["method", "kind", *SEMANTIC_PROPERTIES]
     rows = []
     for o in observations:
         cells = [o.method.name, o.method.kind]
         for p in SEMANTIC_PROPERTIES:
+            if o.observed is None:
+                cells.append("n/a")
+                continue
             cell = "yes" if o.observed[p] else "no"
             if o.observed[p] != o.declared[p]:
                 cell += f" (!declared {'yes' if o.declared[p] else 'no'})"
@@ -113,4 +133,5 @@ def format_table(observations: list[Observation]) -> str:
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*r) for r in rows]
+    lines += [f"n/a {o.method.name}: {o.skipped}" for o in observations if o.skipped]
     return "\n".join(lines)

@@ -6,6 +6,7 @@ The statistics computed from timings live in :mod:`copybench.stats`.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,65 @@ def warm_up(fn: Callable[[], Any], device: str | torch.device, calls: int = 3) -
     synchronize(device)
 
 
+# --- CUDA -------------------------------------------------------------------------------------
+
+
+def cuda_event_seconds(fn: Callable[[], Any], device: str, calls: int) -> float:
+    """Seconds per call of ``fn`` from CUDA events around a batch of ``calls`` calls.
+
+    No host synchronisation between calls: the GPU's own clock times the queue, so a 4 KiB
+    copy is not swamped by the microseconds a ``synchronize`` costs.  Host overhead still
+    counts where it is the bottleneck (the queue drains faster than the host fills it).
+    """
+    torch.cuda.synchronize(device)
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3 / calls
+
+
+def cuda_sync_seconds(fn: Callable[[], Any], device: str, calls: int) -> float:
+    """Seconds per call of ``fn`` by the host clock with a synchronisation after every call:
+    the figure a naive timer reports, kept beside the event-timed one to show the gap."""
+    torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - t0) / calls
+
+
+def calls_for(fn: Callable[[], Any], device: str, budget: float = 0.02) -> int:
+    """How many calls of ``fn`` fill about ``budget`` seconds (at least 1)."""
+    per_call = cuda_sync_seconds(fn, device, 3)
+    return max(1, min(100_000, int(budget / max(per_call, 1e-7))))
+
+
+def cuda_peak_bytes(fn: Callable[[], Any], device: str) -> int:
+    """Bytes of GPU memory the call allocated at its peak (``max_memory_allocated``,
+    reset just before the call, minus what was allocated then)."""
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    result = fn()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device)
+    del result
+    return peak - before
+
+
+def reset_cuda_allocator(device: str) -> None:
+    """Start a case from a known allocator state: cached blocks released, peaks reset."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 # --- memory -----------------------------------------------------------------------------------
 
 
@@ -82,3 +142,46 @@ def peak_rss_growth(fn: Callable[[], Any]) -> int:
     peak = _status_kib("VmHWM")
     del result
     return max(0, peak - before) * 1024
+
+
+# --- noise control ----------------------------------------------------------------------------
+
+ALL_CORES = "all"
+
+
+def resolve_threads(threads: int | str) -> int:
+    """A thread-count parameter as a number: ``"all"`` is every core this process may use.
+
+    Grids say ``"all"`` rather than a number so that their shape does not depend on the
+    machine; the number actually used is recorded with the result.
+    """
+    if threads == ALL_CORES:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    n = int(threads)
+    if n < 1:
+        raise ValueError(f"thread count must be at least 1 or {ALL_CORES!r}, got {threads!r}")
+    return n
+
+
+def pin_cpus(cpus: list[int] | tuple[int, ...] | set[int]) -> list[int]:
+    """Restrict this process to ``cpus`` (Linux) and return the set now in force.
+
+    Pinning keeps the scheduler from migrating a timing loop between cores (cold caches,
+    a core at another frequency); it does not keep other processes off those cores.
+    """
+    os.sched_setaffinity(0, set(cpus))
+    return sorted(os.sched_getaffinity(0))
+
+
+def time_block(fn: Callable[[], Any], calls: int, device: str | torch.device = "cpu") -> float:
+    """Seconds for ``calls`` back-to-back calls of ``fn``, device queue drained at both ends.
+
+    One synchronisation per block, not per call: on a GPU the block then measures the
+    copies, not ``calls`` host round trips.
+    """
+    synchronize(device)
+    t0 = time.perf_counter_ns()
+    for _ in range(calls):
+        fn()
+    synchronize(device)
+    return (time.perf_counter_ns() - t0) * 1e-9
