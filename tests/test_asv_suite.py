@@ -36,8 +36,22 @@ def test_selection_regexes_pick_exactly_the_asked_cases():
     assert not re.search(tensor, hit.replace("'cpu'", "'cuda'"))
     assert not re.search(tensor, hit.replace("1024", "32"))
     assert not re.search(tensor, hit.replace("'clone'", "'clone_detach'"))
-    both = bench_regexes(Selection())
-    assert len(both) == 2, "no selection: tensor and module cases, CPU only"
+    default = bench_regexes(Selection())
+    picked = [
+        n
+        for n in (
+            "bench_tensor_copy.TensorCopy.time_tensor_copy('clone', 1, 'float32', "
+            "False, 'contiguous', 'cpu', 1)",
+            "bench_module_copy.ModuleCopy.time_module_copy('meta_assign', '1e4x8', 'cpu', 1)",
+            "bench_overhead.TrackedCloneOverhead.track_tracked_clone_overhead(1024, 1)",
+            "bench_cuda.CudaTensorCopy.track_event_seconds('clone', 1024, "
+            "'float32', False, 'contiguous', 'cuda', 1)",
+            "bench_transfer.Transfer.time_transfer('copy_h2d', 1024, 'pinned', 1)",
+        )
+        if any(re.search(r, n) for r in default)
+    ]
+    # No selection: every CPU benchmark, nothing GPU-only.
+    assert len(picked) == 3 and not any("cuda" in n or "transfer" in n for n in picked)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +89,8 @@ def small_run(root, tmp_path_factory):
             "1024",
             "--method",
             "state_dict_snapshot",
+            "--method",
+            "deepcopy_module",
             "--model",
             "1e4x8",
         ],

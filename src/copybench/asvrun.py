@@ -15,12 +15,28 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cases import DTYPES, MODELS, MODULE_AXES, TENSOR_AXES, CaseError, check_device
+from .cases import (
+    CUDA_TENSOR_AXES,
+    DTYPES,
+    GPU_SIZES,
+    MODELS,
+    MODULE_AXES,
+    TENSOR_AXES,
+    TRANSFER_AXES,
+    CaseError,
+    check_device,
+)
 from .methods import METHODS, get_method
 from .results import write_env_sidecar
 
 TENSOR_BENCH = "bench_tensor_copy.TensorCopy"
 MODULE_BENCH = "bench_module_copy.ModuleCopy"
+CUDA_TENSOR_BENCH = "bench_cuda.CudaTensorCopy"
+CUDA_MODULE_BENCH = "bench_cuda.CudaModuleCopy"
+TRANSFER_BENCH = "bench_transfer.Transfer"
+# Benchmark modules that Selection does not narrow (overhead pairs, allocator study,
+# instruction counts): CPU-only, run whole when nothing narrows the selection.
+OTHER_CPU_BENCH = r"^(?!bench_tensor_copy\.|bench_module_copy\.|bench_cuda\.|bench_transfer\.)"
 
 
 @dataclass
@@ -36,11 +52,12 @@ class Selection:
     def validate(self) -> None:
         """Raise CaseError / UnknownMethodError for anything outside the grid or machine."""
         for m in self.methods:
-            get_method(m)
+            if get_method(m).kind == "transfer":
+                check_device("cuda")
+        sizes = sorted({*TENSOR_AXES["numel"], *GPU_SIZES})
         for s in self.sizes:
-            if s not in TENSOR_AXES["numel"]:
-                known = ", ".join(map(str, TENSOR_AXES["numel"]))
-                raise CaseError(f"size {s} is not in the grid; known: {known}")
+            if s not in sizes:
+                raise CaseError(f"size {s} is not in the grid; known: {', '.join(map(str, sizes))}")
         for d in self.dtypes:
             if d not in DTYPES:
                 raise CaseError(f"unknown dtype {d!r}; known: {', '.join(DTYPES)}")
@@ -49,6 +66,10 @@ class Selection:
                 raise CaseError(f"unknown model {m!r}; known: {', '.join(MODELS)}")
         for d in self.devices:
             check_device(d)
+
+    @property
+    def narrowed(self) -> bool:
+        return bool(self.methods or self.sizes or self.dtypes or self.models)
 
 
 def _alternatives(values: list) -> str:
@@ -62,25 +83,54 @@ def _param_regex(bench: str, axes: list[str], chosen: dict[str, list]) -> str:
 
 
 def bench_regexes(sel: Selection) -> list[str]:
-    """The ``--bench`` regexes that select exactly ``sel`` (tensor and module cases)."""
-    tensor_methods = [m for m in sel.methods if METHODS[m].kind == "tensor"]
-    module_methods = [m for m in sel.methods if METHODS[m].kind == "module"]
+    """The ``--bench`` regexes that select exactly ``sel``.
+
+    Devices narrow every kind; size and dtype narrow tensor cases, model narrows module
+    cases: asking for one of them leaves the other kind out unless methods of that kind
+    were named.  GPU-only benchmarks run when a CUDA device is asked for.
+    """
+    kinds = {
+        k: [m for m in sel.methods if METHODS[m].kind == k]
+        for k in ("tensor", "module", "transfer")
+    }
+    cuda = any(d.startswith("cuda") for d in sel.devices)
+    want_tensor = bool(kinds["tensor"]) or (not sel.methods and not sel.models)
+    want_module = bool(kinds["module"]) or (not sel.methods and not (sel.sizes or sel.dtypes))
+    want_transfer = bool(kinds["transfer"]) or (
+        cuda and not sel.methods and not sel.models and not sel.dtypes
+    )
+    tensor = {
+        "method": kinds["tensor"],
+        "numel": sel.sizes,
+        "dtype": sel.dtypes,
+        "device": sel.devices,
+    }
+    module = {"method": kinds["module"], "model": sel.models, "device": sel.devices}
     out = []
-    # Size and dtype narrow tensor cases, model narrows module cases: asking for one of
-    # them leaves the other kind out unless methods of that kind were named.
-    want_tensor = bool(tensor_methods) or (not sel.methods and not sel.models)
-    want_module = bool(module_methods) or (not sel.methods and not (sel.sizes or sel.dtypes))
     if want_tensor:
-        chosen = {
-            "method": tensor_methods,
-            "numel": sel.sizes,
-            "dtype": sel.dtypes,
-            "device": sel.devices,
-        }
-        out.append(_param_regex(TENSOR_BENCH, ["method", *TENSOR_AXES], chosen))
+        out.append(_param_regex(TENSOR_BENCH, ["method", *TENSOR_AXES], tensor))
+        if cuda:
+            out.append(
+                _param_regex(
+                    CUDA_TENSOR_BENCH, ["method", *CUDA_TENSOR_AXES], {**tensor, "device": []}
+                )
+            )
     if want_module:
-        chosen = {"method": module_methods, "model": sel.models, "device": sel.devices}
-        out.append(_param_regex(MODULE_BENCH, ["method", *MODULE_AXES], chosen))
+        out.append(_param_regex(MODULE_BENCH, ["method", *MODULE_AXES], module))
+        if cuda:
+            out.append(
+                _param_regex(CUDA_MODULE_BENCH, ["method", *MODULE_AXES], {**module, "device": []})
+            )
+    if want_transfer:
+        out.append(
+            _param_regex(
+                TRANSFER_BENCH,
+                ["method", *TRANSFER_AXES],
+                {"method": kinds["transfer"], "numel": sel.sizes},
+            )
+        )
+    if not sel.narrowed and "cpu" in sel.devices:
+        out.append(OTHER_CPU_BENCH)
     return out
 
 
@@ -95,11 +145,11 @@ def project_root() -> Path:
 
 def results_dir(config: Path) -> Path:
     """The results folder a config names (relative paths are relative to the config)."""
-    conf = json.loads(_strip_comments(config.read_text()))
+    conf = json.loads(strip_json_comments(config.read_text()))
     return config.parent / conf.get("results_dir", "results")
 
 
-def _strip_comments(text: str) -> str:
+def strip_json_comments(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
 
 
@@ -135,6 +185,9 @@ def run_asv(
         "--set-commit-hash",
         commit,
         "--show-stderr",
+        # Raw samples, not only asv's summary: compare's significance tests and the
+        # report's confidence intervals are computed from them.
+        "--record-samples",
     ]
     for regex in bench_regexes(sel):
         cmd += ["--bench", regex]

@@ -1,9 +1,341 @@
-"""``copybench compare``: not written yet (see the issue that asks for it)."""
+"""``copybench compare BASE HEAD``: which benchmarks really got slower.
+
+A change counts as a regression only when it is both *significant* on the raw samples
+(Mann-Whitney U, Holm-adjusted over every benchmark compared) and *larger* than
+``--threshold`` with confidence (the bootstrap CI of the ratio of medians lies wholly beyond
+it).  Either condition alone
+is not enough: a bare threshold (pytest-benchmark's ``--benchmark-compare-fail``) turns a
+noisy machine red, and significance alone flags 1% changes that nobody should act on.
+The statistics live in :mod:`copybench.stats`; this module pairs measurements and reports.
+
+Inputs: two asv results files; an asv results folder (or two) plus ``--base-env`` and
+``--head-env`` (two torch versions measured at the same commit, which ``asv compare``
+cannot do); or two pytest-benchmark JSON files.  Exit status 0 when nothing regressed, 1
+when something did, 2 on bad input.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .cases import ModuleCase, TensorCase
+from .results import ResultsError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMATS = ("text", "markdown", "json")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``compare`` subcommand (a placeholder until its issue lands)."""
+    p = sub.add_parser(
+        "compare",
+        help="compare two sets of results; exit 1 when a benchmark significantly regressed",
+        description=__doc__.split("\n\n")[1],
+    )
+    p.add_argument("base", help="asv results file or folder, or pytest-benchmark JSON")
+    p.add_argument(
+        "head",
+        nargs="?",
+        help="the same kind of input; may be left out when BASE is an asv folder compared "
+        "across --base-env and --head-env",
+    )
+    p.add_argument(
+        "--base-env", metavar="ENV", help="asv environment name or torch version of BASE"
+    )
+    p.add_argument(
+        "--head-env", metavar="ENV", help="asv environment name or torch version of HEAD"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.05,
+        help="smallest change that counts, as a fraction (default 0.05: 5%%)",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="significance level after Holm's correction (default 0.05)",
+    )
+    p.add_argument("--format", choices=FORMATS, default="text")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    if not 0 <= args.threshold < 10:
+        raise ResultsError(f"--threshold must be a fraction such as 0.05, got {args.threshold}")
+    if not 0 < args.alpha < 1:
+        raise ResultsError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    base, head = load_pair(args.base, args.head, args.base_env, args.head_env)
+    table = compare(base, head, threshold=args.threshold, alpha=args.alpha)
+    print(render(table, args.format, threshold=args.threshold, alpha=args.alpha))
+    return 1 if (table["verdict"] == "regressed").any() else 0
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def _kind(path: Path) -> str:
+    from .results import is_pytest_benchmark
+
+    if not path.exists():
+        raise ResultsError(f"{path}: no such file or directory")
+    if path.is_file() and is_pytest_benchmark(path):
+        return "pytest-benchmark"
+    return "asv"
+
+
+def _load(path: Path, kind: str) -> pd.DataFrame:
+    from .results import load_asv, load_pytest_benchmark
+
+    return load_pytest_benchmark(path) if kind == "pytest-benchmark" else load_asv(path)
+
+
+def load_pair(
+    base: str | os.PathLike,
+    head: str | os.PathLike | None = None,
+    base_env: str | None = None,
+    head_env: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two sides to compare, each one environment at one commit (ResultsError if not)."""
+    base_path = Path(base)
+    head_path = Path(head) if head is not None else base_path
+    kinds = {p: _kind(p) for p in (base_path, head_path)}
+    if kinds[base_path] != kinds[head_path]:
+        raise ResultsError(
+            f"cannot compare {kinds[base_path]} results ({base_path}) with "
+            f"{kinds[head_path]} results ({head_path})"
+        )
+    if (base_env or head_env) and kinds[base_path] != "asv":
+        raise ResultsError("--base-env/--head-env select environments in asv results only")
+    if head is None and not (base_env and head_env):
+        raise ResultsError("give HEAD, or an asv results folder with --base-env and --head-env")
+    b = _load(base_path, kinds[base_path])
+    h = b if head_path == base_path else _load(head_path, kinds[head_path])
+    b = _select_env(b, base_env, base_path)
+    h = _select_env(h, head_env, head_path)
+    return _same_commit(b, h, base_path, head_path)
+
+
+def _select_env(df: pd.DataFrame, env: str | None, path: Path) -> pd.DataFrame:
+    """Rows of one environment: ``env`` is an asv env name or a torch version (``2.13.0``
+    also matches ``2.13.0+cpu``).  Without ``env`` the input must hold a single one."""
+    envs = sorted(set(zip(df["env"].astype(str), df["torch_version"].astype(str), strict=True)))
+    described = "; ".join(f"{e} (torch {t})" for e, t in envs)
+    if env is None:
+        if len(envs) > 1:
+            raise ResultsError(
+                f"{path}: holds {len(envs)} environments ({described}); "
+                "choose with --base-env/--head-env"
+            )
+        return df
+    torch_base = df["torch_version"].astype(str).str.split("+").str[0]
+    chosen = df[(df["env"] == env) | (df["torch_version"] == env) | (torch_base == env)]
+    if chosen.empty:
+        raise ResultsError(f"{path}: no environment matches {env!r}; found: {described}")
+    if chosen["env"].nunique() > 1:
+        raise ResultsError(
+            f"{path}: {env!r} matches {chosen['env'].nunique()} environments; "
+            "name one by its asv environment name"
+        )
+    return chosen
+
+
+def _same_commit(
+    b: pd.DataFrame, h: pd.DataFrame, base_path: Path, head_path: Path
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep one commit per side: the newest both sides share, else each side's newest."""
+
+    def newest(df: pd.DataFrame, among: set | None = None) -> Any:
+        d = df if among is None else df[df["commit"].isin(among)]
+        return d.sort_values("date", na_position="first")["commit"].iloc[-1]
+
+    if b["commit"].nunique() <= 1 and h["commit"].nunique() <= 1:
+        return b, h
+    shared = set(b["commit"]) & set(h["commit"])
+    if shared:
+        c = newest(b, shared)
+        return b[b["commit"] == c], h[h["commit"] == c]
+    return b[b["commit"] == newest(b)], h[h["commit"] == newest(h)]
+
+
+# --- comparing -------------------------------------------------------------------------------
+
+
+def _case_id(row: Any) -> str:
+    if _present(row.get("model")):
+        return ModuleCase(row["method"], row["model"], row["device"], int(row["threads"])).id
+    if _present(row.get("numel")):
+        return TensorCase(
+            row["method"],
+            int(row["numel"]),
+            row["dtype"],
+            bool(row["requires_grad"]),
+            row["layout"],
+            row["device"],
+            int(row["threads"]),
+        ).id
+    return str(row.get("method"))
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _indexed(df: pd.DataFrame, side: str) -> pd.DataFrame:
+    ok = df[df["status"] == "ok"].copy()
+    ok["case"] = [_case_id(r) for _, r in ok.iterrows()]
+    dup = ok.duplicated(["metric", "case"], keep=False)
+    if dup.any():
+        first = ok[dup].iloc[0]
+        raise ResultsError(
+            f"{side} holds {int(dup.sum())} measurements of the same cases "
+            f"(e.g. {first['metric']} {first['case']}): several machines or commits; "
+            "pass a single results file"
+        )
+    return ok.set_index(["metric", "case"])
+
+
+def compare(
+    base: pd.DataFrame, head: pd.DataFrame, threshold: float = 0.05, alpha: float = 0.05
+) -> pd.DataFrame:
+    """One row per benchmark present on both sides, sorted by ratio (worst first).
+
+    Columns: benchmark, case, unit, base_median, head_median, ratio, ci_low, ci_high, p
+    (Holm-adjusted), n_base, n_head, verdict.  Raises ResultsError when nothing is shared.
+    """
+    import pandas as pd
+
+    from . import stats
+
+    b, h = _indexed(base, "BASE"), _indexed(head, "HEAD")
+    common = b.index.intersection(h.index)
+    if common.empty:
+        raise ResultsError(
+            f"no benchmarks in common (BASE has {len(b)} measurements, HEAD {len(h)})"
+        )
+    rows = []
+    for key in common:
+        rb, rh = b.loc[key], h.loc[key]
+        change = stats.change(_samples(rb), _samples(rh), confidence=1 - alpha)
+        rows.append({"benchmark": key[0], "case": key[1], "unit": rb["unit"], "change": change})
+    adjusted = stats.holm_adjust([r["change"].p for r in rows])
+    out = []
+    for r, p in zip(rows, adjusted, strict=True):
+        c = r.pop("change")
+        out.append(
+            {
+                **r,
+                "base_median": c.base_median,
+                "head_median": c.head_median,
+                "ratio": c.ratio,
+                "ci_low": c.ci_low,
+                "ci_high": c.ci_high,
+                "p": p,
+                "n_base": c.n_base,
+                "n_head": c.n_head,
+                "verdict": stats.verdict(c, threshold=threshold, alpha=alpha, p=p),
+            }
+        )
+    table = pd.DataFrame(out)
+    return table.sort_values(["ratio", "benchmark", "case"], ascending=[False, True, True])
+
+
+def _samples(row: Any) -> list[float]:
+    """Raw samples, or the median alone where none were recorded (never significant)."""
+    s = row["samples"]
+    return list(s) if isinstance(s, list) and s else [float(row["median"])]
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _fmt_value(value: float, unit: str) -> str:
+    from .results import format_bytes, format_seconds
+
+    if unit == "seconds":
+        return format_seconds(value)
+    if unit == "bytes":
+        return format_bytes(int(value))
+    return f"{value:.4g}"
+
+
+def _fmt_ratio(r: Any) -> str:
+    return f"{r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+
+
+def _fmt_p(p: float) -> str:
+    return "n/a" if math.isnan(p) else f"{p:.2g}"
+
+
+def summary_line(table: pd.DataFrame) -> str:
+    counts = table["verdict"].value_counts()
+    from .stats import VERDICTS
+
+    parts = [f"{int(counts.get(v, 0))} {v}" for v in VERDICTS]
+    return f"{len(table)} benchmarks compared: " + ", ".join(parts)
+
+
+def render(
+    table: pd.DataFrame, fmt: str = "text", threshold: float = 0.05, alpha: float = 0.05
+) -> str:
+    """The comparison as plain text, a markdown table (CI job summaries) or JSON."""
+    if fmt == "json":
+        records = json.loads(table.to_json(orient="records"))
+        return json.dumps(
+            {
+                "threshold": threshold,
+                "alpha": alpha,
+                "regressed": int((table["verdict"] == "regressed").sum()),
+                "benchmarks": records,
+            },
+            indent=2,
+        )
+    header = ["benchmark", "case", "base", "head", "ratio [CI]", "p", "verdict"]
+    body = [
+        [
+            r["benchmark"],
+            r["case"],
+            _fmt_value(r["base_median"], r["unit"]),
+            _fmt_value(r["head_median"], r["unit"]),
+            _fmt_ratio(r),
+            _fmt_p(r["p"]),
+            r["verdict"],
+        ]
+        for _, r in table.iterrows()
+    ]
+    note = (
+        f"{summary_line(table)} (threshold {threshold:.0%}, alpha {alpha:g}, "
+        f"{1 - alpha:.0%} bootstrap CI of median(head)/median(base), Holm-adjusted "
+        "Mann-Whitney p; regressed = significant and the whole CI beyond the threshold)"
+    )
+    if fmt == "markdown":
+        lines = [
+            "### copybench compare",
+            "",
+            note,
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+        ]
+        for cells in body:
+            cells[-1] = f"**{cells[-1]}**" if cells[-1] == "regressed" else cells[-1]
+            lines.append(
+                "| "
+                + " | ".join(f"`{cells[1]}`" if i == 1 else c for i, c in enumerate(cells))
+                + " |"
+            )
+        return "\n".join(lines)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *body)
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join([*lines, "", note])

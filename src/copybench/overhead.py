@@ -1,9 +1,391 @@
-"""``copybench overhead``: not written yet (see the issue that asks for it)."""
+"""``copybench overhead`` and ``copybench noise-study``: the tracked-clone overhead, and how
+far repeated estimates of it disagree.
+
+``overhead`` prints the paired estimate (:mod:`copybench.paired`) of what
+``x.clone().detach()`` costs over ``x.detach().clone()`` per size, or with
+``--instructions`` the callgrind instruction counts (:mod:`copybench.instructions`).
+
+``noise-study`` answers "can this number gate a build?": it repeats the estimate in N fresh
+processes (fresh allocator, address layout and caches; run one after another, never
+concurrently) and prints, per size, the spread (max - min) of the paired estimate beside
+that of the usual alternative at the same time budget, two independent medians from
+``torch.utils.benchmark``'s ``blocked_autorange``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+from typing import Any
+
+from .cases import CaseError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``overhead`` subcommand (a placeholder until its issue lands)."""
+    """Add the ``overhead`` and ``noise-study`` subcommands."""
+    from .paired import DEFAULT_BUDGET, OVERHEAD_SIZES
+
+    s = sub.add_parser(
+        "overhead",
+        help="paired estimate of the tracked-clone overhead (clone().detach() vs detach().clone())",
+    )
+    _common(s, OVERHEAD_SIZES, DEFAULT_BUDGET)
+    s.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per call with callgrind instead of timing (CPU, 1 thread)",
+    )
+    s.add_argument("--json", action="store_true", help="print a JSON list, one object per size")
+    s.set_defaults(func=cmd_overhead)
+
+    s = sub.add_parser(
+        "noise-study",
+        help="repeat the overhead estimate in fresh processes; spread per size, paired vs "
+        "independent medians",
+    )
+    _common(s, OVERHEAD_SIZES, DEFAULT_BUDGET)
+    s.add_argument("--processes", type=int, default=8, metavar="N")
+    s.add_argument(
+        "--instruction-repeats",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also count instructions N times (one Valgrind run each, about 15 s)",
+    )
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_noise_study)
+
+
+def _common(s: argparse.ArgumentParser, sizes: tuple[int, ...], budget: float) -> None:
+    s.add_argument(
+        "--sizes",
+        nargs="+",
+        default=None,
+        metavar="NUMEL",
+        help=f"tensor sizes in elements (default: {' '.join(map(str, sizes))})",
+    )
+    s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    s.add_argument("--dtype", default="float32")
+    s.add_argument(
+        "--budget",
+        type=float,
+        default=budget,
+        metavar="SECONDS",
+        help=f"measurement time per size (default {budget})",
+    )
+    s.add_argument("--threads", default="1", help="intra-op threads: a number or 'all' (default 1)")
+    s.add_argument(
+        "--affinity",
+        default=None,
+        metavar="CPU[,CPU...]",
+        help="pin the measuring process to these CPUs (Linux)",
+    )
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _sizes(values: list[str] | None, default: tuple[int, ...]) -> list[int]:
+    from .cases import SIZES
+    from .paired import OVERHEAD_SIZES
+
+    known = sorted(set(SIZES) | set(OVERHEAD_SIZES))
+    if not values:
+        return list(default)
+    out = []
+    for v in values:
+        try:
+            n = int(v)
+        except ValueError:
+            raise CaseError(f"size must be an element count, got {v!r}") from None
+        if n not in known:
+            raise CaseError(f"size {n} is not in the grid; known: {', '.join(map(str, known))}")
+        out.append(n)
+    return out
+
+
+def _threads(value: str) -> int | str:
+    from .timing import ALL_CORES
+
+    if value == ALL_CORES:
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise CaseError(f"threads must be a positive number or {ALL_CORES!r}, got {value!r}")
+    return n
+
+
+def _affinity(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        cpus = [int(c) for c in value.split(",")]
+    except ValueError:
+        raise CaseError(f"affinity must be CPU numbers like 0,1; got {value!r}") from None
+    from .timing import pin_cpus
+
+    try:
+        return pin_cpus(cpus)
+    except (OSError, ValueError) as e:
+        raise CaseError(f"cannot pin to CPUs {value}: {e}") from None
+
+
+def _check(args: argparse.Namespace, default_sizes: tuple[int, ...]) -> list[int]:
+    from .cases import check_device, dtype_of
+
+    sizes = _sizes(args.sizes, default_sizes)
+    dtype_of(args.dtype)
+    check_device(args.device)
+    _threads(args.threads)
+    if not args.budget > 0:
+        raise CaseError(f"budget must be positive, got {args.budget}")
+    return sizes
+
+
+# --- overhead -----------------------------------------------------------------------------------
+
+
+def measure_sizes(
+    sizes: list[int], dtype: str, device: str, threads: int | str, budget: float
+) -> list[dict[str, Any]]:
+    """One paired estimate per size, as the JSON objects ``overhead --json`` prints."""
+    from .paired import tracked_clone_overhead
+
+    rows = []
+    for numel in sizes:
+        r = tracked_clone_overhead(
+            numel, dtype=dtype, device=device, threads=threads, budget=budget
+        )
+        rows.append({"numel": numel, "dtype": dtype, "budget_s": budget, **r.as_dict()})
+    return rows
+
+
+def instruction_rows(sizes: list[int], dtype: str) -> list[dict[str, Any]]:
+    """Instructions per call of the tracked and untracked clone, and their difference."""
+    from .instructions import ValgrindUnavailable, count_instructions
+    from .paired import PAIRS
+
+    base, head = PAIRS["tracked_clone"]
+    try:
+        counts = count_instructions((head, base), sizes, dtype=dtype)
+    except ValgrindUnavailable as e:
+        raise CaseError(str(e)) from None
+    rows = []
+    for numel in sizes:
+        b, h = counts[(base, numel)].instructions, counts[(head, numel)].instructions
+        rows.append(
+            {
+                "numel": numel,
+                "dtype": dtype,
+                "base": base,
+                "head": head,
+                "base_instructions": b,
+                "head_instructions": h,
+                "overhead_instructions": h - b,
+                "overhead_pct": (h / b - 1) * 100,
+            }
+        )
+    return rows
+
+
+def cmd_overhead(args: argparse.Namespace) -> int:
+    from .instructions import INSTRUCTION_SIZES
+    from .paired import OVERHEAD_SIZES
+
+    if args.instructions:
+        sizes = _check(args, INSTRUCTION_SIZES)
+        if args.device != "cpu":
+            raise CaseError("instruction counts are CPU only")
+        rows = instruction_rows(sizes, args.dtype)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print(f"{'numel':>9} {'untracked':>11} {'tracked':>11} {'overhead':>10}  (instr/call)")
+            for r in rows:
+                print(
+                    f"{r['numel']:>9,} {r['base_instructions']:>11,.0f} "
+                    f"{r['head_instructions']:>11,.0f} {r['overhead_instructions']:>10,.0f}"
+                )
+        return 0
+
+    sizes = _check(args, OVERHEAD_SIZES)
+    _affinity(args.affinity)
+    rows = measure_sizes(sizes, args.dtype, args.device, _threads(args.threads), args.budget)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(
+        f"clone().detach() over detach().clone(), {args.dtype}, requires_grad, {args.device}, "
+        f"{rows[0]['threads']} thread(s), {args.budget:g} s per size"
+    )
+    print(
+        f"{'numel':>10} {'untracked':>11} {'overhead':>9} {'95% CI':>17} {'overhead':>10} "
+        f"{'pairs':>6}"
+    )
+    for r in rows:
+        flag = "  unstable" if r["unstable"] else ""
+        print(
+            f"{r['numel']:>10,} {r['base_ns']:>9,.0f}ns {r['overhead_pct']:>8.1f}% "
+            f"[{r['ci_low_pct']:>6.1f}, {r['ci_high_pct']:>6.1f}]% {r['overhead_ns']:>8,.0f}ns "
+            f"{r['n_pairs']:>6}{flag}"
+        )
+    return 0
+
+
+# --- noise study --------------------------------------------------------------------------------
+
+
+def _child(argv: list[str]) -> int:
+    """One process of the noise study: per size, the paired and the independent estimate
+    at the same budget (their order alternating between processes)."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--sizes", nargs="+", type=int)
+    p.add_argument("--device")
+    p.add_argument("--dtype")
+    p.add_argument("--budget", type=float)
+    p.add_argument("--threads")
+    p.add_argument("--affinity")
+    p.add_argument("--paired-first", type=int)
+    a = p.parse_args(argv)
+    from .paired import PAIRS, measure_independent, paired_overhead, prepare_tensor_pair
+
+    _affinity(a.affinity)
+    base, head = PAIRS["tracked_clone"]
+    out = []
+    for numel in a.sizes:
+        pair = prepare_tensor_pair(
+            base, head, numel, a.dtype, True, "contiguous", a.device, _threads(a.threads)
+        )
+        row: dict[str, Any] = {"numel": numel}
+        for step in ("paired", "independent") if a.paired_first else ("independent", "paired"):
+            if step == "paired":
+                r = paired_overhead(pair, a.budget)
+                row.update(paired=r.overhead_pct, ci_low=r.ci_low_pct, ci_high=r.ci_high_pct)
+            else:
+                row["independent"] = measure_independent(pair.base, pair.head, budget=a.budget)
+        out.append(row)
+    print(json.dumps(out))
+    return 0
+
+
+def noise_study(
+    sizes: list[int],
+    processes: int,
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+    threads: int | str = 1,
+    budget: float = 0.4,
+    affinity: str | None = None,
+) -> list[dict[str, Any]]:
+    """Run the overhead estimate in ``processes`` fresh processes, one after another.
+
+    Returns one object per size: the estimates of each method (percent), their spread and
+    range, and the paired CIs' median width.
+    """
+    from . import stats
+
+    runs = []
+    for i in range(processes):
+        cmd = [sys.executable, "-m", "copybench.overhead", "--sizes", *map(str, sizes)]
+        cmd += ["--device", device, "--dtype", dtype, "--budget", str(budget)]
+        cmd += ["--threads", str(threads), "--paired-first", str(1 - i % 2)]
+        if affinity:
+            cmd += ["--affinity", affinity]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"noise-study child failed: {proc.stderr.strip()[-500:]}")
+        runs.append(json.loads(proc.stdout))
+    rows = []
+    for j, numel in enumerate(sizes):
+        per = [run[j] for run in runs]
+        row: dict[str, Any] = {"numel": numel, "processes": processes, "budget_s": budget}
+        for method in ("paired", "independent"):
+            values = [p[method] for p in per]
+            row[method] = {
+                "estimates_pct": values,
+                "min_pct": min(values),
+                "median_pct": stats.median(values),
+                "max_pct": max(values),
+                "spread_pts": stats.spread(values),
+            }
+        row["paired"]["median_ci_width_pts"] = stats.median(
+            [p["ci_high"] - p["ci_low"] for p in per]
+        )
+        rows.append(row)
+    return rows
+
+
+def cmd_noise_study(args: argparse.Namespace) -> int:
+    from .paired import OVERHEAD_SIZES
+
+    sizes = _check(args, OVERHEAD_SIZES)
+    if args.processes < 2:
+        raise CaseError("a noise study needs at least 2 processes")
+    rows = noise_study(
+        sizes,
+        args.processes,
+        dtype=args.dtype,
+        device=args.device,
+        threads=_threads(args.threads),
+        budget=args.budget,
+        affinity=args.affinity,
+    )
+    instr = _instruction_repeats(args.instruction_repeats, args.dtype)
+    if args.json:
+        print(json.dumps({"overhead": rows, "instructions": instr}, indent=2))
+        return 0
+    print(
+        f"tracked-clone overhead in {args.processes} fresh processes, {args.budget:g} s per "
+        f"size per method, {args.dtype}, requires_grad, {args.device}, threads {args.threads}"
+    )
+    print(
+        f"{'numel':>10}  {'method':<42} {'min %':>7} {'median %':>9} {'max %':>7} "
+        f"{'spread (pts)':>13}"
+    )
+    label = {
+        "paired": "paired, ABBA ~2 ms blocks",
+        "independent": "independent medians (blocked_autorange)",
+    }
+    for r in rows:
+        for m in ("paired", "independent"):
+            d = r[m]
+            print(
+                f"{r['numel']:>10,}  {label[m]:<42} {d['min_pct']:>7.1f} "
+                f"{d['median_pct']:>9.1f} {d['max_pct']:>7.1f} {d['spread_pts']:>13.1f}"
+            )
+    if instr:
+        print()
+        print(f"instructions per call over {len(instr['repeats'])} Valgrind runs")
+        for numel, d in instr["by_size"].items():
+            print(
+                f"{int(numel):>10,}  overhead {', '.join(f'{v:,.0f}' for v in d['overhead'])} "
+                f"instr/call; spread {d['spread_pct']:.3f}% of the overhead"
+            )
+    return 0
+
+
+def _instruction_repeats(n: int, dtype: str) -> dict[str, Any] | None:
+    if n <= 0:
+        return None
+    from . import stats
+    from .instructions import INSTRUCTION_SIZES
+
+    repeats = [instruction_rows(list(INSTRUCTION_SIZES), dtype) for _ in range(n)]
+    by_size = {}
+    for j, numel in enumerate(INSTRUCTION_SIZES):
+        values = [rep[j]["overhead_instructions"] for rep in repeats]
+        by_size[str(numel)] = {
+            "overhead": values,
+            "spread_pct": stats.spread(values) / stats.median(values) * 100,
+        }
+    return {"repeats": repeats, "by_size": by_size}
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))

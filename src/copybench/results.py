@@ -35,6 +35,7 @@ COLUMNS = [
     "device",
     "threads",
     "model",
+    "host_memory",
     "torch_version",
     "machine",
     "env",
@@ -107,7 +108,7 @@ def atomic_write_text(target: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _sidecar(results_file: Path) -> dict:
+def read_env_sidecar(results_file: Path) -> dict:
     f = results_file.with_name(results_file.name + ENV_SUFFIX)
     try:
         return json.loads(f.read_text())
@@ -123,6 +124,9 @@ def _axis_names(name: str, bench_meta: dict, n: int) -> list[str]:
     known = {
         "bench_tensor_copy.TensorCopy": ["method", *cases.TENSOR_AXES],
         "bench_module_copy.ModuleCopy": ["method", *cases.MODULE_AXES],
+        "bench_cuda.CudaTensorCopy": ["method", *cases.CUDA_TENSOR_AXES],
+        "bench_cuda.CudaModuleCopy": ["method", *cases.MODULE_AXES],
+        "bench_transfer.Transfer": ["method", *cases.TRANSFER_AXES],
     }.get(cls)
     if known and len(known) == n:
         return known
@@ -147,8 +151,8 @@ def load_asv(path: str | os.PathLike) -> pd.DataFrame:
             res = Results.load(str(f))
         except (UserError, OSError, ValueError, KeyError, TypeError) as e:
             raise ResultsError(f"{f}: not a readable asv results file ({e})") from None
-        side = _sidecar(f)
-        torch_version = res.params.get("torch") or side.get("torch_version") or "unknown"
+        side = read_env_sidecar(f)
+        torch_version = _torch_version(res.env_name or "", res.params, side)
         common = {
             "source": "asv",
             "torch_version": str(torch_version),
@@ -185,7 +189,8 @@ def _rows_for(res: Any, key: str, bench_meta: dict, common: dict) -> list[dict]:
         elif isinstance(value, float) and math.isnan(value):
             status = "skipped"
         numel = decoded.get("numel")
-        dtype = decoded.get("dtype")
+        # Transfers have no dtype axis: they move float32.
+        dtype = decoded.get("dtype", "float32" if "host_memory" in decoded else None)
         q25, q75 = st.get("q_25"), st.get("q_75")
         out.append(
             {
@@ -201,6 +206,7 @@ def _rows_for(res: Any, key: str, bench_meta: dict, common: dict) -> list[dict]:
                 "device": decoded.get("device"),
                 "threads": decoded.get("threads"),
                 "model": decoded.get("model"),
+                "host_memory": decoded.get("host_memory"),
                 "status": status,
                 "median": value if status == "ok" else None,
                 "q25": q25,
@@ -218,3 +224,335 @@ def _product(params: list[list[str]]) -> list[tuple[str, ...]]:
     import itertools
 
     return list(itertools.product(*params)) if params else [()]
+
+
+def headline_table(df: pd.DataFrame) -> str:
+    """The README's headline figures as a markdown table, computed from ``df``.
+
+    Tracked (``clone().detach()``) against untracked (``detach().clone()``) clone of a
+    float32 contiguous tensor that requires grad, at three sizes; ``copy.deepcopy(model)``
+    against a state_dict snapshot for the smallest and largest reference model.
+    """
+    ok = df[(df.status == "ok") & (df.source == "asv")]
+    lines = ["| case | A | B | A (median) | B (median) | A / B |", "|---|---|---|---|---|---|"]
+    t = ok[
+        (ok.metric == "time_tensor_copy")
+        & (ok.dtype == "float32")
+        & (ok.layout == "contiguous")
+        & ok.requires_grad.eq(True)
+        & (ok.device == "cpu")
+    ]
+    for numel in (2**10, 2**20, cases.SIZES[-1]):
+        a = t[(t.method == "clone_detach") & (t.numel == numel)]["median"]
+        b = t[(t.method == "detach_clone") & (t.numel == numel)]["median"]
+        if len(a) and len(b):
+            size = format_bytes(cases.nbytes(numel, "float32"))
+            lines.append(
+                f"| {numel:,} float32 ({size}), requires_grad | `clone().detach()` | "
+                f"`detach().clone()` | {format_seconds(a.median())} | "
+                f"{format_seconds(b.median())} | {a.median() / b.median():.2f} |"
+            )
+    m = ok[(ok.metric == "time_module_copy") & (ok.device == "cpu")]
+    by_params = sorted(
+        (s for s in cases.MODELS.values() if s.n_tensors == 8), key=lambda s: s.n_params
+    )
+    for spec in (by_params[0], by_params[-1]) if by_params else ():
+        a = m[(m.method == "deepcopy_module") & (m.model == spec.name)]["median"]
+        b = m[(m.method == "state_dict_snapshot") & (m.model == spec.name)]["median"]
+        if len(a) and len(b):
+            lines.append(
+                f"| model {spec.name} ({spec.n_params:,} params, {spec.n_tensors} "
+                f"tensors) | `copy.deepcopy(model)` | state_dict snapshot | "
+                f"{format_seconds(a.median())} | {format_seconds(b.median())} | "
+                f"{a.median() / b.median():.2f} |"
+            )
+    if len(lines) == 2:
+        raise ResultsError("results hold none of the headline cases")
+    return "\n".join(lines)
+
+
+def format_seconds(seconds: float) -> str:
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_bytes(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n} B"
+
+
+# --- every results format, one table (``copybench report``) -------------------------------
+
+
+def is_pytest_benchmark(f: Path) -> bool:
+    try:
+        data = json.loads(f.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and "machine_info" in data and "benchmarks" in data
+
+
+def _classify(path: Path) -> tuple[list[Path], list[Path]]:
+    """(asv results files, pytest-benchmark JSON files) at ``path``, a file or a folder."""
+    files = [path] if path.is_file() else _asv_files(path)
+    files = [f for f in files if not f.name.endswith(ENV_SUFFIX)]
+    pytest_files = [f for f in files if is_pytest_benchmark(f)]
+    return [f for f in files if f not in pytest_files], pytest_files
+
+
+def load_results(paths: list[str | os.PathLike]) -> pd.DataFrame:
+    """asv results (files or folders, every machine and environment in them) and
+    pytest-benchmark JSON files, as one tidy table with an ``unstable`` flag column.
+
+    Raises ResultsError, naming the path, for a missing, empty or malformed input.
+    """
+    from .stats import UNSTABLE_RELATIVE_IQR, is_unstable
+
+    frames = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise ResultsError(f"{p}: no such file or directory")
+        asv_files, pytest_files = _classify(p)
+        if not asv_files and not pytest_files:
+            raise ResultsError(f"{p}: no asv or pytest-benchmark results found")
+        frames += [load_asv(f) for f in asv_files]
+        if pytest_files:
+            loader = globals().get("load_pytest_benchmark")
+            if loader is None:
+                raise ResultsError(f"{pytest_files[0]}: pytest-benchmark JSON is not supported")
+            frames += [loader(f) for f in pytest_files]
+    if not frames:
+        raise ResultsError("no results given")
+    df = pd.concat(frames, ignore_index=True)
+
+    def unstable(row: pd.Series) -> bool:
+        if row["status"] != "ok":
+            return False
+        if isinstance(row["samples"], list) and len(row["samples"]) >= 2:
+            return is_unstable(row["samples"])
+        if row["iqr"] is not None and row["median"]:
+            return bool(row["iqr"] / row["median"] > UNSTABLE_RELATIVE_IQR)
+        return False
+
+    df["unstable"] = df.apply(unstable, axis=1).astype(bool)
+    return df
+
+
+def load_environments(paths: list[str | os.PathLike]) -> list[dict[str, Any]]:
+    """One dict per results file: machine, environment, commit, torch and hardware.
+
+    asv's ``machine.json`` (beside each machine's results) gives CPU, cores, RAM and OS;
+    the ``copybench run`` sidecar gives the exact torch build, threads and GPU;
+    pytest-benchmark JSON carries its own ``machine_info`` and ``commit_info``.
+    """
+    out = []
+    for p in map(Path, paths):
+        if not p.exists():
+            continue
+        asv_files, pytest_files = _classify(p)
+        for f in asv_files:
+            try:
+                data = json.loads(f.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            try:
+                machine = json.loads((f.parent / "machine.json").read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                machine = {}
+            side = read_env_sidecar(f)
+            params = data.get("params", {})
+            out.append(
+                {
+                    "source": "asv",
+                    "file": str(f),
+                    "machine": params.get("machine", machine.get("machine", "unknown")),
+                    "env": data.get("env_name"),
+                    "commit": data.get("commit_hash"),
+                    "torch_version": _torch_version(data.get("env_name", ""), params, side),
+                    "torch_git": side.get("torch_git"),
+                    "python": side.get("python") or params.get("python"),
+                    "cpu": side.get("cpu") or machine.get("cpu"),
+                    "num_cpu": machine.get("num_cpu"),
+                    "ram": machine.get("ram"),
+                    "os": machine.get("os"),
+                    "gpu": side.get("gpu") or _no_gpu(side),
+                    "threads_default": side.get("threads_default"),
+                }
+            )
+        for f in pytest_files:
+            data = json.loads(f.read_text())
+            mi, ci = data.get("machine_info", {}), data.get("commit_info", {})
+            cpu = mi.get("cpu", {})
+            extra = mi.get("copybench", {}) if isinstance(mi.get("copybench"), dict) else {}
+            out.append(
+                {
+                    "source": "pytest-benchmark",
+                    "file": str(f),
+                    "machine": mi.get("node", "unknown"),
+                    "env": f"torch-{extra.get('torch_version') or 'unknown'}",
+                    "commit": extra.get("git_hash") or ci.get("id"),
+                    "torch_version": extra.get("torch_version"),
+                    "torch_git": extra.get("torch_git"),
+                    "python": mi.get("python_version"),
+                    "cpu": cpu.get("brand_raw") if isinstance(cpu, dict) else cpu,
+                    "num_cpu": cpu.get("count") if isinstance(cpu, dict) else None,
+                    "ram": None,
+                    "os": mi.get("system"),
+                    "gpu": extra.get("gpu"),
+                    "threads_default": extra.get("threads_default"),
+                }
+            )
+    return out
+
+
+def _torch_version(env_name: str, params: dict, side: dict) -> str:
+    """The torch a results file was measured with.
+
+    The sidecar is written by the interpreter that ran, so it wins.  For an existing
+    environment (``--python=same``) asv copies ``torch`` from the config's matrix into the
+    params whether or not that is what is installed, so without a sidecar it is unknown.
+    """
+    if side.get("torch_version"):
+        return str(side["torch_version"])
+    if params.get("torch") and not env_name.startswith("existing"):
+        return str(params["torch"])
+    return "unknown"
+
+
+def _no_gpu(side: dict) -> str | None:
+    """ "none" where the sidecar says CUDA was unavailable; None (unknown) without one."""
+    return "none" if side.get("cuda_available") is False else None
+
+
+# --- pytest-benchmark JSON (``tests/benchmarks``, ``--benchmark-json``) --------------------
+
+
+def load_pytest_benchmark(path: str | os.PathLike) -> pd.DataFrame:
+    """Every benchmark in a pytest-benchmark JSON file (``--benchmark-json``), as the tidy table.
+
+    The case's axes come from the test's parameters (the harness parametrizes by axis name),
+    else from ``extra_info``; the torch version and git hash from the harness's machine-info
+    hook.  ``samples`` are pytest-benchmark's per-round times (seconds per call).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(f"{path}: no such file")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ResultsError(f"{path}: not a readable JSON file ({e})") from None
+    if not (isinstance(data, dict) and isinstance(data.get("benchmarks"), list)):
+        raise ResultsError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
+    mi = data.get("machine_info") or {}
+    extra = mi.get("copybench") if isinstance(mi.get("copybench"), dict) else {}
+    commit = extra.get("git_hash") or (data.get("commit_info") or {}).get("id")
+    date = pd.to_datetime(data["datetime"]) if data.get("datetime") else pd.NaT
+    rows = []
+    for bench in data["benchmarks"]:
+        try:
+            rows.append(_pytest_row(bench, extra, mi, commit, date))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ResultsError(f"{path}: malformed benchmark entry ({e!r})") from None
+    if not rows:
+        raise ResultsError(f"{path}: holds no benchmarks")
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _pytest_row(bench: dict, extra: dict, mi: dict, commit: str | None, date: Any) -> dict:
+    st = bench["stats"]
+    params = {**(bench.get("extra_info") or {}), **(bench.get("params") or {})}
+    function = bench["name"].split("[", 1)[0]
+    numel, dtype = params.get("numel"), params.get("dtype")
+    torch_version = params.get("torch_version") or extra.get("torch_version") or "unknown"
+    samples = [float(x) for x in st.get("data") or []]
+    q25, q75 = st.get("q1"), st.get("q3")
+    return {
+        "source": "pytest-benchmark",
+        "benchmark": function,
+        # test_tensor_copy -> time_tensor_copy: the asv suite's name for the same measurement
+        "metric": "time_" + function.removeprefix("test_"),
+        "method": params.get("method"),
+        "numel": numel,
+        "nbytes": params.get("nbytes")
+        or (cases.nbytes(numel, dtype) if numel and dtype in cases.DTYPES else None),
+        "dtype": dtype,
+        "requires_grad": params.get("requires_grad"),
+        "layout": params.get("layout"),
+        "device": params.get("device"),
+        "threads": params.get("threads"),
+        "model": params.get("model"),
+        "torch_version": str(torch_version),
+        "machine": mi.get("node", "unknown"),
+        "env": f"torch-{torch_version}",
+        "commit": commit,
+        "date": date,
+        "status": "ok",
+        "median": float(st["median"]),
+        "q25": q25,
+        "q75": q75,
+        "iqr": (q75 - q25) if q25 is not None and q75 is not None else None,
+        "n_samples": len(samples) or st.get("rounds"),
+        "unit": "seconds",
+        "samples": samples,
+    }
+
+
+def gpu_figures(df: pd.DataFrame) -> str:
+    """The README's GPU figures (markdown), computed from CUDA results in ``df``.
+
+    Clone against device-to-device ``copy_`` bandwidth at 256 MiB; the tracked-clone
+    overhead at 4 KiB by CUDA events and by sync-per-call; host-to-device from pageable
+    against pinned memory at 64 MiB.
+    """
+    ok = df[df.status == "ok"]
+    ev = ok[
+        ok.benchmark.str.startswith("bench_cuda.CudaTensorCopy")
+        & (ok.dtype == "float32")
+        & (ok.layout == "contiguous")
+    ]
+    lines = ["| figure | value |", "|---|---|"]
+
+    def pick(frame: pd.DataFrame, **eq: Any) -> float | None:
+        for k, v in eq.items():
+            frame = frame[frame[k] == v]
+        return float(frame["median"].median()) if len(frame) else None
+
+    big = 2**26
+    for method in ("clone", "copy_into"):
+        t = pick(ev, metric="track_event_seconds", method=method, numel=big, requires_grad=False)
+        if t:
+            gbps = 2 * cases.nbytes(big, "float32") / t / 1e9
+            lines.append(
+                f"| `{method}` 256 MiB float32, CUDA events | {format_seconds(t)} "
+                f"({gbps:,.0f} GB/s read+write) |"
+            )
+    for metric, how in (
+        ("track_event_seconds", "CUDA events, batched"),
+        ("track_sync_seconds", "sync per call"),
+    ):
+        a = pick(ev, metric=metric, method="clone_detach", numel=2**10, requires_grad=True)
+        b = pick(ev, metric=metric, method="detach_clone", numel=2**10, requires_grad=True)
+        if a and b:
+            lines.append(
+                f"| tracked-clone overhead at 4 KiB ({how}) | "
+                f"{(a / b - 1) * 100:+.1f} % ({format_seconds(a)} vs {format_seconds(b)}) |"
+            )
+    tr = ok[
+        ok.benchmark.str.startswith("bench_transfer.Transfer")
+        & (ok.metric == "track_event_seconds")
+    ]
+    for mem in cases.HOST_MEMORY:
+        t = pick(tr, method="copy_h2d", numel=2**24, host_memory=mem)
+        if t:
+            gbps = cases.nbytes(2**24, "float32") / t / 1e9
+            lines.append(
+                f"| host-to-device `copy_` 64 MiB from {mem} memory | "
+                f"{format_seconds(t)} ({gbps:,.1f} GB/s) |"
+            )
+    if len(lines) == 2:
+        raise ResultsError("results hold none of the GPU figure cases (run scripts/gpu_check.sh)")
+    return "\n".join(lines)

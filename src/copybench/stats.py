@@ -9,6 +9,7 @@ method, which test, which seed) so that two readers of the same samples agree.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -120,3 +121,234 @@ UNSTABLE_RELATIVE_IQR = 0.10
 
 def is_unstable(samples: Sequence[float], threshold: float = UNSTABLE_RELATIVE_IQR) -> bool:
     return len(samples) >= 2 and relative_iqr(samples) > threshold
+
+
+def difference_ci(
+    base: Sequence[float],
+    head: Sequence[float],
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """median(head) - median(base) with a bootstrap CI from independent resampling.
+
+    The absolute companion of :func:`ratio_ci` (what an overhead costs in seconds, not in
+    percent).  Returns (difference, ci_low, ci_high).
+    """
+    b = np.asarray(base, dtype=float)
+    h = np.asarray(head, dtype=float)
+    if b.size == 0 or h.size == 0:
+        raise ValueError("difference_ci needs samples on both sides")
+    rng = np.random.default_rng(seed)
+    mb = np.median(b[rng.integers(0, b.size, size=(n_resamples, b.size))], axis=1)
+    mh = np.median(h[rng.integers(0, h.size, size=(n_resamples, h.size))], axis=1)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(mh - mb, [alpha, 1 - alpha])
+    return float(np.median(h) - np.median(b)), float(lo), float(hi)
+
+
+# --- regression verdicts (``copybench compare``) --------------------------------------------
+
+VERDICTS: tuple[str, ...] = ("regressed", "improved", "not significant", "unchanged")
+
+
+@dataclass(frozen=True)
+class Change:
+    """How ``head`` compares with ``base`` (larger is worse: time, bytes).
+
+    ``ratio`` is median(head) / median(base) with its bootstrap CI; ``p`` the Mann-Whitney
+    p-value (``nan`` when either side has fewer than 2 samples), before any correction for
+    the number of comparisons.
+    """
+
+    base_median: float
+    head_median: float
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p: float
+    n_base: int
+    n_head: int
+
+
+def change(
+    base: Sequence[float], head: Sequence[float], confidence: float = 0.95, seed: int = 0
+) -> Change:
+    """Ratio of medians with a bootstrap CI, and the Mann-Whitney p-value, in one record."""
+    b = np.asarray(base, dtype=float)
+    h = np.asarray(head, dtype=float)
+    if b.size == 0 or h.size == 0:
+        raise ValueError("change needs samples on both sides")
+    ratio, lo, hi = ratio_ci(b, h, confidence=confidence, seed=seed)
+    p = mann_whitney_p(b, h) if b.size >= 2 and h.size >= 2 else float("nan")
+    return Change(median(b), median(h), ratio, lo, hi, p, int(b.size), int(h.size))
+
+
+def holm_adjust(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (family-wise error control; ``nan`` passes through).
+
+    A nightly compares hundreds of cases: at a 5% level, one in twenty identical cases would
+    otherwise come out "significant" by chance alone.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    if valid.size == 0:
+        return out.tolist()
+    order = valid[np.argsort(p[valid], kind="stable")]
+    m = order.size
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out[order] = np.minimum(adjusted, 1.0)
+    return out.tolist()
+
+
+def verdict(c: Change, threshold: float = 0.05, alpha: float = 0.05, p: float | None = None) -> str:
+    """One of VERDICTS.
+
+    "unchanged": the ratio is within ``threshold`` (either way), significant or not.
+    "regressed" / "improved": the change is significant - p (``p`` if given, e.g.
+    Holm-adjusted, else ``c.p``) below ``alpha`` - *and* confidently beyond the threshold:
+    the whole CI of the ratio lies above ``1 + threshold`` (or below its reciprocal).
+    "not significant": the point estimate is beyond the threshold but the samples cannot
+    tell it from noise, or from a change within the threshold (or there are too few).
+    """
+    if 1 / (1 + threshold) <= c.ratio <= 1 + threshold:
+        return "unchanged"
+    p = c.p if p is None else p
+    significant = (not np.isnan(p)) and p < alpha
+    if significant and c.ci_low > 1 + threshold:
+        return "regressed"
+    if significant and c.ci_high < 1 / (1 + threshold):
+        return "improved"
+    return "not significant"
+
+
+# --- confidence intervals from summaries (``copybench report``) ------------------------------
+
+# Where only a summary survives (asv keeps quartiles and the repeat count unless run with
+# ``--record-samples``), the confidence interval of a median is McGill, Tukey and Larsen's
+# notch, the one matplotlib's notched box plots draw: median +/- 1.57 IQR / sqrt(n).  Two
+# notches that do not overlap mark medians that differ at roughly the 95% level.
+NOTCH_FACTOR = 1.57
+
+
+def median_ci_from_summary(median: float, iqr: float, n: int) -> tuple[float, float]:
+    """Approximate 95% CI of a median from its IQR and sample count (the box-plot notch)."""
+    half = NOTCH_FACTOR * iqr / np.sqrt(n)
+    return float(median - half), float(median + half)
+
+
+def difference_ci_from_summaries(
+    base: tuple[float, float, int], head: tuple[float, float, int]
+) -> tuple[float, float, float]:
+    """head - base from (median, iqr, n) summaries; notch half-widths added in quadrature.
+
+    Returns (difference, ci_low, ci_high).
+    """
+    hb = NOTCH_FACTOR * base[1] / np.sqrt(base[2])
+    hh = NOTCH_FACTOR * head[1] / np.sqrt(head[2])
+    d = head[0] - base[0]
+    half = float(np.hypot(hb, hh))
+    return float(d), d - half, d + half
+
+
+def ratio_ci_from_summaries(
+    base: tuple[float, float, int], head: tuple[float, float, int]
+) -> tuple[float, float, float]:
+    """head / base from (median, iqr, n) summaries; relative half-widths added in
+    quadrature on the log scale.  Returns (ratio, ci_low, ci_high)."""
+    rb = NOTCH_FACTOR * base[1] / np.sqrt(base[2]) / base[0]
+    rh = NOTCH_FACTOR * head[1] / np.sqrt(head[2]) / head[0]
+    r = head[0] / base[0]
+    spread = float(np.exp(np.hypot(rb, rh)))
+    return float(r), float(r / spread), float(r * spread)
+
+
+# --- paired measurements (``copybench overhead``, the noise study) ---------------------------
+
+
+def paired_ratio_ci(
+    base: Sequence[float], head: Sequence[float], confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """Median of the per-pair ratios head[i] / base[i], with its order-statistics CI.
+
+    For A and B timed in alternation, pair ``i`` shares whatever the machine did at that
+    moment (frequency, a neighbour's job, cache state), so the ratio within a pair cancels
+    most of it, where :func:`ratio_ci` (independent medians) keeps it.  The median of the
+    ratios is robust to the pairs an interrupt hit; its CI is distribution-free
+    (:func:`median_ci`).  Returns (ratio, ci_low, ci_high).
+    """
+    b = np.asarray(base, dtype=float)
+    h = np.asarray(head, dtype=float)
+    if b.size == 0 or b.size != h.size:
+        raise ValueError("paired_ratio_ci needs the same non-zero number of samples per side")
+    ratios = h / b
+    lo, hi = median_ci(ratios, confidence)
+    return median(ratios), lo, hi
+
+
+def paired_difference_ci(
+    base: Sequence[float], head: Sequence[float], confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """Median of the per-pair differences head[i] - base[i], with its order-statistics CI.
+
+    The absolute companion of :func:`paired_ratio_ci`.  Returns (difference, ci_low, ci_high).
+    """
+    b = np.asarray(base, dtype=float)
+    h = np.asarray(head, dtype=float)
+    if b.size == 0 or b.size != h.size:
+        raise ValueError("paired_difference_ci needs the same non-zero number of samples")
+    diffs = h - b
+    lo, hi = median_ci(diffs, confidence)
+    return median(diffs), lo, hi
+
+
+def spread(values: Sequence[float]) -> float:
+    """max - min: how far repeated estimates of one quantity disagree (the noise study)."""
+    a = np.asarray(values, dtype=float)
+    return float(a.max() - a.min()) if a.size else 0.0
+
+
+@dataclass(frozen=True)
+class Modes:
+    """Samples split at the widest gap between a fast and a slow cluster.
+
+    ``threshold`` is None when the samples are unimodal (no gap of the required factor with
+    enough samples on both sides); ``slow_fraction`` is then 0.
+    """
+
+    threshold: float | None
+    slow_fraction: float
+    fast_median: float
+    slow_median: float | None
+
+    @property
+    def bimodal(self) -> bool:
+        return self.threshold is not None
+
+
+def split_modes(samples: Sequence[float], gap: float = 2.0, min_fraction: float = 0.05) -> Modes:
+    """Find two modes a factor ``gap`` or more apart, each holding ``min_fraction`` of samples.
+
+    Timings of a large allocation are bimodal when the allocator sometimes reuses a freed
+    block and sometimes returns its pages to the kernel and faults them in again (glibc's
+    dynamic mmap threshold): the median of such samples is whichever mode happens to hold
+    more than half of them, a number that jumps between runs.  This reports the split
+    instead of averaging it away.  The split is at the largest ratio between consecutive
+    sorted samples, which is scale-free and needs no model of either mode.
+    """
+    a = np.sort(np.asarray(samples, dtype=float))
+    if a.size == 0:
+        raise ValueError("split_modes of no samples")
+    k = max(1, int(np.ceil(min_fraction * a.size)))
+    if a.size < 2 * k or a[0] <= 0:
+        return Modes(None, 0.0, float(np.median(a)), None)
+    jumps = a[1:] / a[:-1]
+    # Only splits that leave at least k samples on each side are candidates.
+    candidates = jumps[k - 1 : a.size - k]
+    i = int(np.argmax(candidates)) + k - 1
+    if jumps[i] < gap:
+        return Modes(None, 0.0, float(np.median(a)), None)
+    threshold = float(np.sqrt(a[i] * a[i + 1]))
+    fast, slow = a[: i + 1], a[i + 1 :]
+    return Modes(threshold, slow.size / a.size, float(np.median(fast)), float(np.median(slow)))

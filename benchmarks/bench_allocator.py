@@ -1,0 +1,62 @@
+from copybench.allocator import (
+    ALLOCATOR_OPS,
+    ALLOCATOR_SIZES,
+    REMEDIES,
+    measure_remedy,
+    prepare_op,
+    summarize,
+)
+from copybench.paired import THREADS
+
+from . import prepared_or_skip
+
+
+class AllocatorCopy:
+    """Large CPU tensors: clone vs empty_like (allocation only) vs copy_ into a touched buffer."""
+
+    params = [list(ALLOCATOR_OPS), list(ALLOCATOR_SIZES), list(THREADS)]
+    param_names = ["op", "numel", "threads"]
+    rounds = 1
+    # One call per sample: a batch would average the allocator's two modes into one number.
+    number = 1
+    warmup_time = 0.01
+    repeat = (10, 40, 0.3)
+
+    def setup(self, op, numel, threads):
+        self.run, self.source = prepared_or_skip(prepare_op, op, numel, threads)
+
+    def time_allocator_op(self, op, numel, threads):
+        self.run()
+
+
+class AllocatorModes:
+    """The same ops in a fresh process per remedy (glibc tunables fixed in its environment)."""
+
+    params = [list(REMEDIES), list(ALLOCATOR_OPS), list(ALLOCATOR_SIZES)]
+    param_names = ["remedy", "op", "numel"]
+    rounds = 1
+    timeout = 300
+
+    def setup_cache(self):
+        return {
+            remedy: {f"{op}-{n}": summarize(s) for (op, n), s in measure_remedy(remedy).items()}
+            for remedy in REMEDIES
+        }
+
+    def setup(self, cache, remedy, op, numel):
+        self.summary = cache[remedy][f"{op}-{numel}"]
+
+    def track_allocator_median_ms(self, cache, remedy, op, numel):
+        return self.summary["median"] * 1e3
+
+    track_allocator_median_ms.unit = "ms"
+
+    def track_allocator_slow_fraction(self, cache, remedy, op, numel):
+        return self.summary["slow_fraction"]
+
+    track_allocator_slow_fraction.unit = "fraction"
+
+    def track_allocator_bimodal(self, cache, remedy, op, numel):
+        return float(self.summary["bimodal"])
+
+    track_allocator_bimodal.unit = "flag"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The nightly regression run, locally: the steps .github/workflows/nightly.yml runs.
+#
+#   bash scripts/nightly.sh                       # the whole CPU suite, into .asv/
+#   bash scripts/nightly.sh --method clone --size 1024 \
+#       --results /tmp/n/results --archive /tmp/n/archive --html /tmp/n/html
+#
+# Runs asv against the installed torch with raw samples recorded, archives the night's
+# results (torch version, git hash, date), publishes asv's HTML, compares with the previous
+# night and exits 1 when a benchmark significantly regressed (2 on bad input).
+# Options: python -m copybench.nightly --help.  GITHUB_STEP_SUMMARY, when set, receives the
+# markdown table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || bash scripts/setup.sh
+exec .venv/bin/python -m copybench.nightly "$@"

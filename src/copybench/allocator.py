@@ -1,0 +1,143 @@
+"""Allocator effects on large CPU copies: made visible, and the remedies measured.
+
+Why this exists: a ``clone`` of a large CPU tensor is three costs - asking the allocator for
+memory, the kernel faulting in every page of it on first write, and the copy itself - and
+the middle one is not a constant.  glibc serves blocks above its *dynamic* mmap threshold
+with ``mmap`` and returns them with ``munmap``; the threshold rises to the size of the last
+freed mmapped block, so whether a 4 MiB clone reuses warm heap memory or maps, faults in
+and unmaps fresh pages depends on the process's history.  The same statement's timings are
+then bimodal (about 0.13 ms or 1.4 ms for 4 MiB in this project's issue), and a median
+reports whichever mode won.  Above 32 MiB (glibc's cap on that threshold) every clone maps
+fresh pages.
+
+So this module times one call per sample (a batch of calls would average the modes),
+reports the split (:func:`copybench.stats.split_modes`), separates the costs
+(``empty_like``: allocation only, pages untouched; ``copy_into``: the copy alone, into a
+resident buffer; ``clone``: all three), and measures the remedies side by side, each in a
+fresh process whose environment fixes the allocator's behaviour before it starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+# 4 MiB (around glibc's dynamic mmap threshold) and 64 MiB (above its 32 MiB cap) of float32.
+ALLOCATOR_SIZES: tuple[int, ...] = (2**20, 2**24)
+ALLOCATOR_OPS: tuple[str, ...] = ("clone", "empty_like", "copy_into")
+
+_MIB = 1 << 20
+# Environments for a fresh process (glibc's tunables).  Setting the mmap threshold fixes it
+# (no dynamic adjustment) at glibc's maximum, so blocks up to 32 MiB come from the heap; the
+# top pad then keeps freed memory at the top of the heap instead of trimming it back to the
+# kernel, so the next clone finds its pages resident.
+REMEDIES: dict[str, dict[str, str]] = {
+    "default": {},
+    "mmap_threshold": {"MALLOC_MMAP_THRESHOLD_": str(32 * _MIB)},
+    "mmap_threshold_top_pad": {
+        "MALLOC_MMAP_THRESHOLD_": str(32 * _MIB),
+        "MALLOC_TOP_PAD_": str(256 * _MIB),
+    },
+}
+_GLIBC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_TRIM_THRESHOLD_")
+
+DEFAULT_SAMPLES = 60
+
+
+def bind_op(op: str, x: Any) -> Callable[[], Any]:
+    """One allocation-related operation on ``x``; the copies come from the registry."""
+    import torch
+
+    from .cases import CaseError
+    from .methods import get_method
+
+    if op == "empty_like":
+        return lambda: torch.empty_like(x)
+    if op in ("clone", "copy_into"):
+        return get_method(op).bind(x)
+    raise CaseError(f"unknown allocator op {op!r}; known: {', '.join(ALLOCATOR_OPS)}")
+
+
+def prepare_op(op: str, numel: int, threads: int | str = 1) -> tuple[Callable[[], Any], Any]:
+    """(callable, source) for an allocator case: float32, no grad, CPU, warmed up."""
+    from .cases import make_tensor
+    from .timing import resolve_threads, set_threads, warm_up
+
+    set_threads(resolve_threads(threads))
+    x = make_tensor(numel, "float32", False, "contiguous", "cpu")
+    fn = bind_op(op, x)
+    warm_up(fn, "cpu")
+    return fn, x
+
+
+def sample_seconds(fn: Callable[[], Any], n: int = DEFAULT_SAMPLES) -> list[float]:
+    """``n`` timings of one call each: a large allocation flips between modes call by call."""
+    from .timing import time_block
+
+    return [time_block(fn, 1) for _ in range(n)]
+
+
+def summarize(samples: Sequence[float]) -> dict[str, Any]:
+    """Median, IQR and the fast/slow split of one set of single-call timings (seconds)."""
+    from . import stats
+
+    modes = stats.split_modes(samples)
+    return {
+        "median": stats.median(samples),
+        "iqr": stats.iqr(samples),
+        "n": len(samples),
+        "bimodal": modes.bimodal,
+        "slow_fraction": modes.slow_fraction,
+        "fast_median": modes.fast_median,
+        "slow_median": modes.slow_median,
+        "unstable": stats.is_unstable(samples),
+    }
+
+
+def measure_remedy(
+    remedy: str,
+    ops: Sequence[str] = ALLOCATOR_OPS,
+    sizes: Sequence[int] = ALLOCATOR_SIZES,
+    n: int = DEFAULT_SAMPLES,
+    timeout: float = 300,
+) -> dict[tuple[str, int], list[float]]:
+    """Single-call timings of each op and size in a fresh process under ``remedy``'s
+    environment.  The glibc variables are read once, when the process starts, so the
+    only way to compare them is a process each; inherited ones are cleared first."""
+    from .cases import CaseError
+
+    if remedy not in REMEDIES:
+        raise CaseError(f"unknown remedy {remedy!r}; known: {', '.join(REMEDIES)}")
+    env = {k: v for k, v in os.environ.items() if k not in _GLIBC_VARS}
+    env.update(REMEDIES[remedy])
+    spec = {"ops": list(ops), "sizes": [int(s) for s in sizes], "n": n}
+    proc = subprocess.run(
+        [sys.executable, "-m", "copybench.allocator", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    if proc.returncode:
+        raise RuntimeError(f"allocator child failed: {proc.stderr.strip()[-500:]}")
+    out = json.loads(proc.stdout)
+    return {(r["op"], r["numel"]): r["samples"] for r in out}
+
+
+def _child(spec: dict) -> int:
+    results = []
+    for numel in spec["sizes"]:
+        for op in spec["ops"]:
+            fn, x = prepare_op(op, numel)
+            results.append({"op": op, "numel": numel, "samples": sample_seconds(fn, spec["n"])})
+            del fn, x
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(json.loads(sys.argv[1])))

@@ -1,0 +1,320 @@
+"""Instructions per call from Valgrind's callgrind: the deterministic signal for CI.
+
+Why: on a shared runner a 300 ns overhead drowns in timing noise, but the number of
+instructions the CPU retires for one ``x.clone().detach()`` does not depend on the
+neighbours.  For small tensors, where host overhead (dispatcher, autograd bookkeeping,
+allocator) dominates, the instruction count *is* the cost that matters, and a change in it
+is a change in the code path.
+
+Why not ``torch.utils.benchmark.Timer.collect_callgrind`` (the library that does this, and
+the first choice): it starts one Valgrind process per statement, and each pays for
+``import torch`` under full instrumentation - about 25 s here, 35-50 s on a loaded 2-core
+machine - so the tracked and the untracked clone at one size cost about a minute, too much
+for the asv suite's budget.  (It also launches ``python`` from ``PATH``, which outside an
+activated virtualenv is an interpreter without torch.)  This module keeps its method -
+callgrind with collection toggled around a loop of ``calls`` calls through
+``torch._C._valgrind_toggle`` and one dump per statement - but measures every statement and
+size in **one** Valgrind process, started with instrumentation off (``import torch`` then
+runs about 3x faster) and switched on with ``callgrind_control -i on`` once torch is loaded.
+
+Counts are per call and net of the loop: an empty statement is counted the same way and
+subtracted.  Each statement is warmed up with a full untimed loop first (the first loop pays
+for one-time dispatcher and allocator work), measured ``rounds`` times, and the median
+reported; ``PYTHONHASHSEED`` and the rest of the child's environment are fixed so that dict
+layouts and stack alignment, and with them the counts, repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+# Small tensors, where host overhead dominates: 32 and 1,024 elements (128 B and 4 KiB).
+INSTRUCTION_SIZES: tuple[int, ...] = (2**5, 2**10)
+# The statements counted: registry names (tracked and untracked clone by default).
+INSTRUCTION_METHODS: tuple[str, ...] = ("clone_detach", "detach_clone")
+DEFAULT_CALLS = 200
+DEFAULT_ROUNDS = 3
+_NOOP = "__noop__"
+# The child's handshake with the parent around ``callgrind_control -i on``.
+_READY = "ready"
+_GO = "go"
+
+
+class ValgrindUnavailable(RuntimeError):
+    """valgrind / callgrind_control missing, or torch built without the callgrind hooks."""
+
+
+def valgrind_available() -> bool:
+    """True where callgrind can count instructions for this interpreter's torch."""
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        return False
+    import torch
+
+    return bool(getattr(torch._C, "_valgrind_supported_platform", lambda: False)())
+
+
+@dataclass(frozen=True)
+class InstructionCount:
+    """Instructions per call of one registry method on one tensor, net of the loop."""
+
+    method: str
+    numel: int
+    dtype: str
+    requires_grad: bool
+    instructions: float
+    rounds: tuple[float, ...]
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["rounds"] = list(self.rounds)
+        return d
+
+
+def count_instructions(
+    methods: Sequence[str] = INSTRUCTION_METHODS,
+    sizes: Sequence[int] = INSTRUCTION_SIZES,
+    *,
+    dtype: str = "float32",
+    requires_grad: bool = True,
+    calls: int = DEFAULT_CALLS,
+    rounds: int = DEFAULT_ROUNDS,
+    timeout: float = 600,
+) -> dict[tuple[str, int], InstructionCount]:
+    """Instructions per call of each tensor method at each size, from one Valgrind run.
+
+    CPU only, one thread (callgrind serialises threads anyway).  Raises
+    ValgrindUnavailable where callgrind cannot run, CaseError/UnknownMethodError for bad
+    input (checked here, before Valgrind starts).
+    """
+    from .cases import dtype_of
+    from .methods import get_method
+
+    dtype_of(dtype)
+    for m in methods:
+        if get_method(m).kind != "tensor":
+            raise ValueError(f"{m!r} does not copy tensors")
+    if not valgrind_available():
+        raise ValgrindUnavailable("valgrind with callgrind_control is needed to count")
+    spec = {
+        "methods": list(methods),
+        "sizes": [int(s) for s in sizes],
+        "dtype": dtype,
+        "requires_grad": requires_grad,
+        "calls": calls,
+        "rounds": rounds,
+    }
+    with tempfile.TemporaryDirectory(prefix="copybench-callgrind-") as tmp:
+        try:
+            totals = _run_valgrind(spec, tmp, instr_atstart=False, timeout=timeout)
+        except _InstrumentationNotSwitched:
+            totals = _run_valgrind(spec, tmp, instr_atstart=True, timeout=timeout)
+    return _per_call(spec, totals)
+
+
+class _InstrumentationNotSwitched(RuntimeError):
+    pass
+
+
+def _run_valgrind(spec: dict, tmp: str, *, instr_atstart: bool, timeout: float) -> list[int]:
+    """One Valgrind process for every statement; the callgrind totals of its dumps, in order.
+
+    Why so much care over the child's surroundings: the counts depend on glibc malloc's
+    state when the loops start (the data of each tensor comes from ``posix_memalign``, which
+    bypasses the tcache and walks the bins, coalescing and splitting whatever lies there),
+    and that state is the sum of every allocation the child made before.  Anything of the
+    parent's that reaches the child - environment variables (``PATH``), the working
+    directory (``sys.path[0]`` under ``-m``), the pid that ``callgrind_control`` was given,
+    its output - changes that history, and moved the 1,024-element overhead by up to 6%
+    between invocations while runs from one shell repeated exactly.  Under Valgrind the
+    guest's address space is laid out the same every time (ASLR does not reach it), so with
+    the inputs fixed the child is deterministic and so are its counts.
+    """
+    out = os.path.join(tmp, "callgrind.out")
+    for f in os.listdir(tmp):
+        os.remove(os.path.join(tmp, f))
+    switch_on = not instr_atstart
+    root = _package_root()
+    # Nothing from the parent's environment: a fixed, minimal one.  PYTHONPATH and the
+    # working directory are the folder holding this copybench, so the child imports the
+    # same code whatever the parent's path and cwd were.
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/nonexistent",
+        "LC_ALL": "C",
+        "PYTHONPATH": root,
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    cmd = [
+        shutil.which("valgrind") or "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        f"--instr-atstart={'yes' if instr_atstart else 'no'}",
+        "--collect-atstart=no",
+        sys.executable,
+        "-m",
+        "copybench.instructions",
+        json.dumps({**spec, "switch_on": switch_on}, sort_keys=True),
+    ]
+    with open(os.path.join(tmp, "stderr"), "w+") as err:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+            cwd=root,
+            text=True,
+        )
+        try:
+            if switch_on and not _switch_instrumentation_on(proc, timeout):
+                proc.kill()
+                proc.wait()
+                raise _InstrumentationNotSwitched("callgrind_control -i on failed")
+            proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        err.seek(0)
+        stderr = err.read()
+    if proc.returncode:
+        tail = "\n".join(stderr.strip().splitlines()[-10:])
+        raise RuntimeError(f"callgrind run failed (status {proc.returncode}):\n{tail}")
+    # One dump per measured loop, numbered in the order the child ran them (out.1, out.2 ...).
+    parts = sorted(
+        (int(f.rsplit(".", 1)[1]), f)
+        for f in os.listdir(tmp)
+        if re.fullmatch(r"callgrind\.out\.\d+", f)
+    )
+    totals = [_total_instructions(os.path.join(tmp, f)) for _, f in parts]
+    if switch_on and totals and not any(totals):
+        raise _InstrumentationNotSwitched("no instructions counted")
+    return totals
+
+
+def _package_root() -> str:
+    """The folder that holds the ``copybench`` package this module was imported from."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _switch_instrumentation_on(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait for the child to be ready, switch its instrumentation on, and let it go on.
+
+    The parent runs ``callgrind_control`` rather than the child, so that no subprocess, pid
+    or captured output enters the child's heap history (see :func:`_run_valgrind`).  False
+    where the child died first or ``callgrind_control`` could not reach it.
+    """
+    assert proc.stdin is not None and proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready or proc.stdout.readline().strip() != _READY:
+        return False
+    r = subprocess.run(
+        [shutil.which("callgrind_control") or "callgrind_control", "-i", "on", str(proc.pid)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if r.returncode:
+        return False
+    proc.stdin.write(_GO + "\n")
+    proc.stdin.flush()
+    return True
+
+
+def _total_instructions(path: str) -> int:
+    """The Ir total of one callgrind dump (its ``totals:`` or ``summary:`` line)."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("totals:", "summary:")):
+                return int(line.split()[1])
+    raise RuntimeError(f"no totals in {path}")
+
+
+def _statements(spec: dict) -> list[tuple[str, int]]:
+    """The measured loops, in order: per round, the empty statement then every case."""
+    cases = [(m, s) for s in spec["sizes"] for m in spec["methods"]]
+    return [(_NOOP, 0), *cases] * spec["rounds"]
+
+
+def _per_call(spec: dict, totals: list[int]) -> dict[tuple[str, int], InstructionCount]:
+    order = _statements(spec)
+    if len(totals) != len(order):
+        raise RuntimeError(f"expected {len(order)} callgrind dumps, found {len(totals)}")
+    by_key: dict[tuple[str, int], list[float]] = {}
+    noop = 0.0
+    for (m, s), total in zip(order, totals, strict=True):
+        per_call = total / spec["calls"]
+        if m == _NOOP:
+            noop = per_call
+        else:
+            by_key.setdefault((m, s), []).append(per_call - noop)
+    from . import stats
+
+    return {
+        key: InstructionCount(
+            key[0], key[1], spec["dtype"], spec["requires_grad"], stats.median(r), tuple(r)
+        )
+        for key, r in by_key.items()
+    }
+
+
+def _child(spec: dict) -> int:
+    """Runs under Valgrind: prepare every case, wait to be switched on, count loops.
+
+    The cyclic garbage collector is off from the warm-up on: a collection fires every 700
+    container allocations, so whether one lands in a 200-call loop is a matter of phase,
+    and it would add its (heap-dependent) cost to whichever statement it hit.  The counted
+    statements make no reference cycles, so nothing is left for it to free.
+    """
+    import gc
+
+    import torch
+
+    from .cases import make_tensor
+    from .methods import get_method
+
+    torch.set_num_threads(1)
+    fns: dict[tuple[str, int], object] = {(_NOOP, 0): lambda: None}
+    sources = []
+    for s in spec["sizes"]:
+        x = make_tensor(s, spec["dtype"], spec["requires_grad"], "contiguous", "cpu")
+        sources.append(x)
+        for m in spec["methods"]:
+            fns[(m, s)] = get_method(m).bind(x)
+    calls = spec["calls"]
+    gc.collect()
+    gc.disable()
+    for fn in fns.values():  # a full untimed loop each: one-time costs stay out
+        for _ in range(calls):
+            fn()
+    if spec["switch_on"]:
+        # The parent switches instrumentation on (_switch_instrumentation_on) in between.
+        sys.stdout.write(_READY + "\n")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip() != _GO:
+            return 3
+    toggle = torch._C._valgrind_toggle
+    toggle_and_dump = torch._C._valgrind_toggle_and_dump_stats
+    for key in _statements(spec):
+        fn = fns[key]
+        toggle()
+        for _ in range(calls):
+            fn()
+        toggle_and_dump()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(json.loads(sys.argv[1])))

@@ -1,0 +1,185 @@
+"""``copybench report``: results on disk -> ``reports/<name>/index.html``.
+
+The steps run one way: load the tidy table (:mod:`copybench.results`), shape it
+(:mod:`.table`), draw the plots (:mod:`.plots`, pure functions), state the findings
+(:mod:`.findings`), render the page (:mod:`.html`).  The report is built in a temporary
+folder beside its destination and renamed into place, so an error (bad input included)
+never leaves a half-written report behind.  Heavy imports happen inside functions:
+``copybench --help`` must not pay for pandas and matplotlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_RESULTS = Path(".asv/results")
+DEFAULT_OUT = Path("reports")
+DEFAULT_NAME = "latest"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``report`` subcommand."""
+    s = sub.add_parser(
+        "report",
+        help="write an HTML report (plots, findings, tidy table) from results",
+        description="Read asv results (files or folders, every machine and environment in "
+        "them) and pytest-benchmark JSON files; write reports/NAME/index.html with its plots "
+        "and the tidy table as CSV beside it.",
+    )
+    s.add_argument(
+        "results",
+        nargs="*",
+        type=Path,
+        metavar="RESULTS",
+        help=f"asv results folder/file or pytest-benchmark JSON (default: {DEFAULT_RESULTS})",
+    )
+    s.add_argument("--name", default=DEFAULT_NAME, help=f"report name (default: {DEFAULT_NAME})")
+    s.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"parent folder (default: {DEFAULT_OUT}/)"
+    )
+    s.add_argument(
+        "--asv-html",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="asv's published HTML to link to (default: .asv/html beside the results, if any)",
+    )
+    s.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..results import ResultsError
+
+    name = args.name
+    if not name or name in (".", "..") or "/" in name or os.sep in name:
+        raise ResultsError(f"--name must be a plain folder name, got {name!r}")
+    built = build_report(args.results or [DEFAULT_RESULTS], args.out / name, args.asv_html)
+    print(f"copybench: report written to {built.index}")
+    return 0
+
+
+@dataclass(frozen=True)
+class Built:
+    index: Path
+    csv: Path
+    plots: list[str]  # plot slugs, in page order
+    seconds: float
+
+
+def _find_asv_html(results: list[Path]) -> Path | None:
+    """asv's ``html_dir`` beside a results folder (``.asv/results`` -> ``.asv/html``)."""
+    for r in results:
+        base = r if r.is_dir() else r.parent
+        for d in (base, *base.parents[:2]):
+            cand = d.parent / "html" / "index.html"
+            if d.name == "results" and cand.is_file():
+                return cand
+    return None
+
+
+def build_report(
+    results: list[str | os.PathLike],
+    dest: str | os.PathLike,
+    asv_html: str | os.PathLike | None = None,
+) -> Built:
+    """Build the report for ``results`` into the folder ``dest`` (replaced atomically)."""
+    import time
+
+    t0 = time.perf_counter()
+    from ..results import load_environments, load_results
+
+    paths = [Path(p) for p in results]
+    dest = Path(dest)
+    df = load_results(paths)  # raises ResultsError before anything is written
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report is for reading
+    try:
+        asv_link = None
+        target = Path(asv_html) if asv_html else _find_asv_html(paths)
+        if target is not None:
+            if target.is_dir():
+                target = target / "index.html"
+            if target.is_file():
+                asv_link = os.path.relpath(target.resolve(), dest.resolve())
+        slugs = _write(df, load_environments(paths), tmp, dest.name, asv_link)
+        _replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Built(dest / "index.html", dest / CSV_NAME, slugs, time.perf_counter() - t0)
+
+
+CSV_NAME = "results.csv"
+
+
+def _replace(tmp: Path, dest: Path) -> None:
+    """Rename ``tmp`` to ``dest``; an existing ``dest`` is moved aside first, then removed."""
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write(df, envs: list[dict], folder: Path, name: str, asv_link: str | None) -> list[str]:
+    import datetime
+    import io
+
+    import torch
+
+    from ..results import atomic_write_text
+    from ..semantics import probe_all
+    from . import html, plots, table
+    from .findings import findings
+
+    (folder / "plots").mkdir()
+    rendered = []
+    for p in plots.all_plots(df):
+        buf = io.BytesIO()
+        p.figure.savefig(buf, format="png", dpi=90)
+        png = buf.getvalue()
+        file = f"plots/{p.slug}.png"
+        (folder / file).write_bytes(png)
+        rendered.append(html.RenderedPlot(p.slug, p.title, p.caption, png, file))
+    csv = table.csv_table(df)
+    atomic_write_text(folder / CSV_NAME, csv.to_csv(index=False))
+    for e in envs:
+        mine = df[(df["machine"] == e["machine"]) & (df["env"] == e["env"])]
+        e["threads"] = ", ".join(str(t) for t in sorted(mine["threads"].dropna().unique()))
+    status = df["status"].value_counts()
+    page = html.render(
+        name=name,
+        generated=datetime.datetime.now().isoformat(timespec="seconds"),
+        envs=envs,
+        findings=findings(df),
+        semantics=_semantics(probe_all),
+        semantics_torch=torch.__version__,
+        plots=rendered,
+        tidy=table.latest(df).drop(columns=["samples"]),
+        csv_file=CSV_NAME,
+        asv_html=asv_link,
+        counts={k: int(status.get(k, 0)) for k in ("ok", "skipped", "failed")},
+    )
+    atomic_write_text(folder / "index.html", page)
+    return [p.slug for p in rendered]
+
+
+def _semantics(probe_all) -> list[dict] | str:
+    """The observed semantics table, or why it could not be observed: a broken probe is
+    the semantics checks' failure to report, not a reason to withhold the measurements."""
+    import sys
+
+    try:
+        return [o.as_dict() for o in probe_all()]
+    except Exception as e:  # noqa: BLE001
+        msg = f"the semantics probe failed: {type(e).__name__}: {e}"
+        print(f"copybench: warning: {msg}", file=sys.stderr)
+        return msg

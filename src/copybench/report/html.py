@@ -1,0 +1,232 @@
+"""HTML rendering: one self-contained page (inline CSS, images as data URIs, no scripts from
+anywhere).  Every string that comes from a results file, a machine description or the
+registry goes through :func:`esc`; nothing is interpolated raw.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .findings import Finding
+
+
+def esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+@dataclass(frozen=True)
+class RenderedPlot:
+    slug: str
+    title: str
+    caption: str
+    png: bytes
+    file: str  # path of the PNG beside index.html, relative to it
+
+
+CSS = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1250px;
+       padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: left; }
+th { background: #f3f3f3; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.unstable td { background: #fff4e0; }
+.mismatch { color: #b00; font-weight: bold; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #444; max-width: 60em; }
+.tidy { max-height: 40em; overflow: auto; border: 1px solid #ddd; }
+code { background: #f6f6f6; padding: 0 2px; }
+"""
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric=()) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = []
+    for r in rows:
+        cells = "".join(
+            f'<td class="num">{esc(v)}</td>' if i in numeric else f"<td>{esc(v)}</td>"
+            for i, v in enumerate(r)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def environment_table(envs: list[dict]) -> str:
+    cols = [
+        ("machine", "machine"),
+        ("torch", "torch_version"),
+        ("torch git", "torch_git"),
+        ("commit", "commit"),
+        ("CPU", "cpu"),
+        ("cores", "num_cpu"),
+        ("GPU", "gpu"),
+        ("threads (measured)", "threads"),
+        ("threads (torch default)", "threads_default"),
+        ("OS", "os"),
+        ("python", "python"),
+        ("results file", "file"),
+    ]
+    rows = []
+    for e in envs:
+        row = []
+        for _, k in cols:
+            v = e.get(k)
+            if k == "commit" and v:
+                v = str(v)[:12]
+            row.append("unknown" if v is None or v == "" else v)
+        rows.append(row)
+    return _table([c for c, _ in cols], rows)
+
+
+def semantics_table(observations: list[dict] | str) -> str:
+    if isinstance(observations, str):
+        return f'<p class="mismatch">{esc(observations)}</p>'
+    props = list(observations[0]["declared"]) if observations else []
+    headers = ["method", "kind", "code", *props]
+    body = []
+    for o in observations:
+        cells = [f"<td>{esc(o['method'])}</td><td>{esc(o['kind'])}</td>"]
+        cells.append(f"<td><code>{esc(o['code'])}</code></td>")
+        if o.get("observed") is None:
+            why = f"not observed here: {o.get('skipped') or 'unknown reason'}"
+            cells.append(f'<td colspan="{len(props)}">{esc(why)}</td>')
+            body.append(f"<tr>{''.join(cells)}</tr>")
+            continue
+        for p in props:
+            seen, said = o["observed"][p], o["declared"][p]
+            text = "yes" if seen else "no"
+            if seen != said:
+                cells.append(
+                    f'<td class="mismatch">{text} (declared {"yes" if said else "no"})</td>'
+                )
+            else:
+                cells.append(f"<td>{text}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def tidy_table(df: pd.DataFrame) -> str:
+    """The tidy table (successful rows), unstable ones highlighted."""
+    cols = [
+        c
+        for c in [
+            "machine",
+            "torch_version",
+            "metric",
+            "method",
+            "numel",
+            "nbytes",
+            "dtype",
+            "requires_grad",
+            "layout",
+            "device",
+            "threads",
+            "model",
+            "median",
+            "iqr",
+            "n_samples",
+            "unit",
+            "unstable",
+        ]
+        if c in df and df[c].notna().any()
+    ]
+    numeric = {"numel", "nbytes", "threads", "median", "iqr", "n_samples"}
+    head = "".join(f"<th>{esc(c)}</th>" for c in cols)
+    body = []
+    for rec in df[cols].to_dict("records"):
+        cells = []
+        for c in cols:
+            v = rec[c]
+            if v is None or (isinstance(v, float) and pd.isna(v)):
+                v = ""
+            elif c in ("numel", "nbytes", "threads", "n_samples") and isinstance(v, float):
+                v = f"{int(v):,}"
+            elif c in ("median", "iqr") and isinstance(v, float):
+                v = f"{v:.4g}"
+            cls = ' class="num"' if c in numeric else ""
+            cells.append(f"<td{cls}>{esc(v)}</td>")
+        tr = ' class="unstable"' if rec.get("unstable") else ""
+        body.append(f"<tr{tr}>{''.join(cells)}</tr>")
+    return (
+        f'<div class="tidy"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def _figure(p: RenderedPlot) -> str:
+    data = base64.b64encode(p.png).decode("ascii")
+    return (
+        f'<figure id="plot-{esc(p.slug)}"><h3>{esc(p.title)}</h3>'
+        f'<img src="data:image/png;base64,{data}" alt="{esc(p.title)}">'
+        f'<figcaption>{esc(p.caption)} <a href="{esc(p.file)}">PNG</a></figcaption></figure>'
+    )
+
+
+def _finding(f: Finding, plots: list[RenderedPlot]) -> str:
+    target = next((p.slug for p in plots if f.plot and p.slug.startswith(f.plot)), None)
+    link = f' <a href="#plot-{esc(target)}">(plot)</a>' if target else ""
+    return f"<li>{esc(f.text)}{link}</li>"
+
+
+def render(
+    *,
+    name: str,
+    generated: str,
+    envs: list[dict],
+    findings: list[Finding],
+    semantics: list[dict] | str,
+    semantics_torch: str,
+    plots: list[RenderedPlot],
+    tidy: pd.DataFrame,
+    csv_file: str,
+    asv_html: str | None,
+    counts: dict[str, int],
+) -> str:
+    """The whole page; every argument's strings are escaped here."""
+    asv = (
+        f'<p>asv\'s own published HTML (time series per benchmark): <a href="{esc(asv_html)}">'
+        f"{esc(asv_html)}</a></p>"
+        if asv_html
+        else "<p>No published asv HTML was found (run <code>asv publish</code> to make one).</p>"
+    )
+    toc = "".join(f'<li><a href="#plot-{esc(p.slug)}">{esc(p.title)}</a></li>' for p in plots)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>copybench report: {esc(name)}</title>
+<style>{CSS}</style>
+</head>
+<body>
+<h1>copybench report: {esc(name)}</h1>
+<p>Which copy should you use? Generated {esc(generated)} from {counts["ok"]:,} measurements
+({counts["skipped"]:,} skipped cases, {counts["failed"]:,} failed).</p>
+<h2 id="environment">Environment</h2>
+{environment_table(envs)}
+<h2 id="findings">Findings</h2>
+<ul>{"".join(_finding(f, plots) for f in findings)}</ul>
+<h2 id="semantics">What each copy does</h2>
+<p>Observed by <code>copybench semantics</code> on torch {esc(semantics_torch)} (the torch that
+built this report), from a float32 leaf that requires grad; a red cell contradicts the
+registry.</p>
+{semantics_table(semantics)}
+<h2 id="plots">Plots</h2>
+<ul>{toc}</ul>
+{"".join(_figure(p) for p in plots)}
+<h2 id="table">Tidy table</h2>
+<p>One row per measurement (successful ones; unstable rows shaded). All rows, skips and
+failures included, are in <a href="{esc(csv_file)}">{esc(csv_file)}</a>.</p>
+{tidy_table(tidy)}
+<h2 id="asv">asv</h2>
+{asv}
+</body>
+</html>
+"""

@@ -1,0 +1,490 @@
+"""Plots: pure functions, a DataFrame in and a matplotlib ``Figure`` out.
+
+No pyplot and no global state: figures are built from ``matplotlib.figure.Figure`` and
+drawn by the Agg canvas, so the report builds the same on a headless machine and inside
+tests.  Every line carries its method (or series) name as its ``gid``: the tests read the
+figures back to check that each plot holds data for every method present.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from ..methods import METHODS, module_method_names, tensor_method_names
+from . import table
+
+_MARKERS = "os^vD<>pP*hX"
+_COLORS = [
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#ff7f0e",
+]
+
+
+def _style(method: str) -> dict:
+    names = tensor_method_names() if METHODS[method].kind == "tensor" else module_method_names()
+    i = names.index(method)
+    return {"color": _COLORS[i % len(_COLORS)], "marker": _MARKERS[i % len(_MARKERS)]}
+
+
+def _label(method: str, width: int = 48) -> str:
+    code = METHODS[method].code.splitlines()[0]
+    if len(code) > width:
+        code = code[: width - 1] + "…"
+    return f"{method}: {code}"
+
+
+def _text(s: object) -> str:
+    """A string from a results file, safe for matplotlib (no mathtext)."""
+    return str(s).replace("$", r"\$")
+
+
+def fmt_bytes(n: float, _pos: object = None) -> str:
+    if not n or n <= 0:
+        return "0 B"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n:g} B"
+
+
+def fmt_seconds(s: float, _pos: object = None) -> str:
+    if s == 0 or not math.isfinite(s):
+        return "0"
+    a = abs(s)
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
+        if a >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s / 1e-9:.3g} ns"
+
+
+def fmt_count(n: float, _pos: object = None) -> str:
+    if n >= 1e6:
+        return f"{n / 1e6:g}M"
+    if n >= 1e3:
+        return f"{n / 1e3:g}k"
+    return f"{n:g}"
+
+
+def _size_axis(ax, label: str = "tensor size (bytes, log scale)") -> None:
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(LogLocator(base=32))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_formatter(FuncFormatter(fmt_bytes))
+    ax.set_xlabel(label)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def _time_axis(ax, label: str = "time per copy (log scale)") -> None:
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(fmt_seconds))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel(label)
+
+
+def _new_figure(nrows: int, ncols: int, width: float = 6.0, height: float = 4.2) -> Figure:
+    fig = Figure(figsize=(width * ncols, height * nrows + 1.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _legend_below(fig: Figure, axes: list) -> None:
+    handles, labels = {}, {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+            labels.setdefault(lab, lab)
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(labels),
+            loc="outside lower center",
+            ncols=min(3 if max(map(len, labels)) < 50 else 2, len(handles)),
+            fontsize="small",
+            frameon=False,
+        )
+
+
+def _grad_text(rg: bool) -> str:
+    return "source requires grad" if rg else "source does not require grad"
+
+
+def _panels(df: pd.DataFrame) -> list[tuple[str, bool]]:
+    """(layout, requires_grad) panels present, contiguous and no-grad first."""
+    have = {(lay, bool(rg)) for lay, rg in zip(df["layout"], df["requires_grad"], strict=True)}
+    order = [(lay, rg) for lay in ("contiguous", "transposed") for rg in (False, True)]
+    return [p for p in order if p in have] + sorted(have - set(order))
+
+
+def _errorbar(ax, x, y, lo, hi, gid: str, **style) -> None:
+    y, lo, hi = (np.asarray(v, dtype=float) for v in (y, lo, hi))
+    yerr = np.vstack([np.where(np.isnan(lo), 0, y - lo), np.where(np.isnan(hi), 0, hi - y)])
+    c = ax.errorbar(x, y, yerr=np.clip(yerr, 0, None), capsize=2, markersize=5, **style)
+    c.lines[0].set_gid(gid)
+
+
+# --- time and bandwidth against size --------------------------------------------------------
+
+
+def time_vs_size(times: pd.DataFrame, title: str) -> Figure:
+    """Median time per copy against size (log-log), one line per tensor method, with the
+    interquartile range as error bars; one panel per layout and requires_grad."""
+    return _per_method(times, title, "median", "time per copy (log scale, bars: IQR)")
+
+
+def bandwidth_vs_size(times: pd.DataFrame, title: str) -> Figure:
+    """Achieved bandwidth (bytes read + written per second) against size for each copying
+    method, ``copy_into`` (copy into a preallocated, touched buffer) drawn as the roof."""
+    t = times[times["method"].isin(table.copying_methods())]
+    return _per_method(t, title, "bandwidth", "achieved bandwidth (2 × bytes / time, log)")
+
+
+def _per_method(times: pd.DataFrame, title: str, y: str, ylabel: str) -> Figure:
+    panels = _panels(times)
+    ncols = 2 if len(panels) > 1 else 1
+    nrows = math.ceil(len(panels) / ncols)
+    fig = _new_figure(nrows, ncols)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True).ravel()
+    for ax, (layout, rg) in zip(axes, panels, strict=False):
+        d = times[(times["layout"] == layout) & (times["requires_grad"] == rg)]
+        for method in [m for m in tensor_method_names() if m in set(d["method"])]:
+            g = d[d["method"] == method].sort_values("nbytes")
+            x = g["nbytes"].to_numpy()
+            if y == "median":
+                vals, lo, hi = g["median"], g["q25"], g["q75"]
+            else:
+                vals = g["bandwidth"]
+                # Faster quartile time = higher bandwidth.
+                lo = 2 * g["nbytes"] / g["q75"]
+                hi = 2 * g["nbytes"] / g["q25"]
+            style = _style(method)
+            if method == table.ROOF and y == "bandwidth":
+                style.update(color="black", linewidth=3, linestyle="--", zorder=5)
+                label = f"roof: {_label(method)}"
+            else:
+                label = _label(method)
+            _errorbar(ax, x, vals, lo, hi, method, label=label, **style)
+        if y == "bandwidth" and table.ROOF in set(d["method"]):
+            peak = d.loc[d["method"] == table.ROOF, "bandwidth"].max()
+            ax.axhline(peak, color="black", linewidth=0.8, linestyle=":")
+            ax.annotate(
+                f"copy_into peak {peak / 1e9:.3g} GB/s",
+                (0.02, peak),
+                xycoords=("axes fraction", "data"),
+                textcoords="offset points",
+                xytext=(0, 3),
+                fontsize="small",
+            )
+        _size_axis(ax)
+        if y == "median":
+            _time_axis(ax, ylabel)
+        else:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v / 1e9:.3g} GB/s"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.set_ylabel(ylabel)
+        ax.set_title(f"{layout}, {_grad_text(rg)}", fontsize="medium")
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    fig.suptitle(_text(title))
+    _legend_below(fig, list(axes))
+    return fig
+
+
+# --- the headline: tracked-clone overhead ---------------------------------------------------
+
+
+def overhead(over: pd.DataFrame, title: str) -> Figure:
+    """``clone().detach()`` minus ``detach().clone()`` against size: absolute (left, time,
+    symmetric-log axis since noise makes it negative) and relative (right, %), with 95%
+    bootstrap confidence intervals; one row per dtype, one line per requires_grad/layout."""
+    dtypes = list(dict.fromkeys(over["dtype"]))
+    fig = _new_figure(len(dtypes), 2)
+    axes = fig.subplots(len(dtypes), 2, squeeze=False)
+    series = _panels(over)
+    for row, dtype in zip(axes, dtypes, strict=True):
+        d = over[over["dtype"] == dtype]
+        for i, (layout, rg) in enumerate(series):
+            g = d[(d["layout"] == layout) & (d["requires_grad"] == rg)].sort_values("nbytes")
+            if g.empty:
+                continue
+            style = {
+                "color": _COLORS[i % len(_COLORS)],
+                "marker": _MARKERS[i],
+                "label": f"{_grad_text(rg)}, {layout}",
+            }
+            gid = f"{'grad' if rg else 'nograd'}-{layout}"
+            x = g["nbytes"].to_numpy()
+            _errorbar(row[0], x, g["diff"], g["diff_lo"], g["diff_hi"], gid, **style)
+            pct = lambda s: (s - 1) * 100  # noqa: E731
+            _errorbar(
+                row[1], x, pct(g["ratio"]), pct(g["ratio_lo"]), pct(g["ratio_hi"]), gid, **style
+            )
+        for ax in row:
+            ax.axhline(0, color="black", linewidth=0.8)
+            _size_axis(ax)
+        # Symmetric log: the overhead spans ns at small sizes and noise of ms at large ones.
+        row[0].set_yscale("symlog", linthresh=1e-7)
+        row[0].yaxis.set_major_formatter(FuncFormatter(fmt_seconds))
+        row[0].set_ylabel("extra time per copy (symlog)")
+        row[0].set_title(f"{dtype}: absolute overhead (bars: 95% CI)", fontsize="medium")
+        row[1].set_ylabel("extra time per copy (% of detach().clone())")
+        # Scale to the medians: at large sizes a noisy CI would flatten every other point
+        # (its bar then runs off the panel, which still says "noise").
+        pcts = (d["ratio"].dropna() - 1) * 100
+        if len(pcts):
+            span = max(pcts.max() - pcts.min(), 10.0)
+            row[1].set_ylim(pcts.min() - 0.2 * span, pcts.max() + 0.2 * span)
+        row[1].set_title(f"{dtype}: relative overhead (bars: 95% CI)", fontsize="medium")
+    fig.suptitle(_text(title))
+    _legend_below(fig, list(axes.ravel()))
+    return fig
+
+
+# --- modules ----------------------------------------------------------------------------------
+
+
+def memory_metric(mods: pd.DataFrame) -> str | None:
+    """The memory metric to plot: RSS growth during the copy where measured (what the copy
+    itself allocated), else asv's process peak (which includes the source model)."""
+    for metric in ("track_peak_rss_growth", "peakmem_module_copy"):
+        if (mods["metric"] == metric).any():
+            return metric
+    return None
+
+
+def modules(mods: pd.DataFrame, title: str) -> Figure:
+    """Module copies: time (top) and peak memory (bottom) against parameter count at a fixed
+    number of tensors (left) and against the number of tensors at a fixed parameter count
+    (right).  The dotted line is the float32 parameter bytes: a copy needs at least that."""
+    fixed_tensors, fixed_params = table.model_sweeps()
+    mem = memory_metric(mods)
+    fig = _new_figure(2 if mem else 1, 2)
+    axes = fig.subplots(2 if mem else 1, 2, squeeze=False)
+    sweeps = [
+        (
+            mods["n_tensors"] == fixed_tensors,
+            "n_params",
+            f"parameters (at {fixed_tensors} tensors)",
+        ),
+        (
+            mods["target_params"] == fixed_params,
+            "n_tensors",
+            f"parameter tensors (at {fixed_params:,} parameters)",
+        ),
+    ]
+    rows = [("time_module_copy", "time per copy (log scale, bars: IQR)")]
+    if mem:
+        rows.append((mem, "RSS growth during the copy" if "growth" in mem else "peak RSS"))
+    for r, (metric, ylabel) in enumerate(rows):
+        for c, (mask, xcol, xlabel) in enumerate(sweeps):
+            ax = axes[r][c]
+            d = mods[mask & (mods["metric"] == metric)]
+            for method in [m for m in module_method_names() if m in set(d["method"])]:
+                g = d[d["method"] == method].sort_values(xcol)
+                vals = g["median"].astype(float)
+                keep = vals > 0  # log axis: a copy that grew RSS by 0 bytes has no point
+                _errorbar(
+                    ax,
+                    g[xcol][keep],
+                    vals[keep],
+                    g["q25"][keep],
+                    g["q75"][keep],
+                    method,
+                    label=_label(method),
+                    **_style(method),
+                )
+            if r == 1 and not d.empty:
+                x = sorted(set(d[xcol]))
+                n = dict(zip(d[xcol], d["n_params"], strict=True))
+                ax.plot(
+                    x,
+                    [n[v] * 4 for v in x],
+                    "k:",
+                    marker="_",
+                    markersize=14,
+                    label="float32 parameter bytes",
+                )
+            ax.set_xscale("log", base=10 if xcol == "n_params" else 2)
+            ax.xaxis.set_major_formatter(FuncFormatter(fmt_count))
+            ax.set_xlabel(f"{xlabel}, log scale")
+            ax.set_yscale("log")
+            ax.grid(True, which="major", alpha=0.3)
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            if metric.startswith("time"):
+                ax.yaxis.set_major_formatter(FuncFormatter(fmt_seconds))
+                ax.set_title(f"time against {xlabel.split(' (')[0]}", fontsize="medium")
+            else:
+                ax.set_yscale("log", base=2)
+                ax.yaxis.set_major_locator(LogLocator(base=8))
+                ax.yaxis.set_minor_formatter(NullFormatter())
+                ax.yaxis.set_major_formatter(FuncFormatter(fmt_bytes))
+                ax.set_title(f"memory against {xlabel.split(' (')[0]}", fontsize="medium")
+            ax.set_ylabel(ylabel)
+    fig.suptitle(_text(title))
+    _legend_below(fig, list(axes.ravel()))
+    return fig
+
+
+# --- torch versions ---------------------------------------------------------------------------
+
+
+def versions(vt: pd.DataFrame, title: str) -> Figure:
+    """Time under each newer torch divided by time under the oldest, per method and size
+    (below 1: faster), with 95% bootstrap CIs; one panel per dtype and requires_grad,
+    contiguous sources."""
+    vt = vt[vt["layout"] == "contiguous"]
+    panels = [(dt, rg) for dt in dict.fromkeys(vt["dtype"]) for rg in (False, True)]
+    panels = [p for p in panels if ((vt["dtype"] == p[0]) & (vt["requires_grad"] == p[1])).any()]
+    ncols = 2 if len(panels) > 1 else 1
+    nrows = max(1, math.ceil(len(panels) / ncols))
+    fig = _new_figure(nrows, ncols)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True).ravel()
+    for ax, (dtype, rg) in zip(axes, panels, strict=False):
+        d = vt[(vt["dtype"] == dtype) & (vt["requires_grad"] == rg)]
+        for method in [m for m in tensor_method_names() if m in set(d["method"])]:
+            for v, g in d[d["method"] == method].groupby("version"):
+                g = g.sort_values("nbytes")
+                _errorbar(
+                    ax,
+                    g["nbytes"],
+                    g["ratio"],
+                    g["ratio_lo"],
+                    g["ratio_hi"],
+                    method,
+                    label=_label(method) + (f" (torch {v})" if d["version"].nunique() > 1 else ""),
+                    **_style(method),
+                )
+        ax.axhline(1, color="black", linewidth=0.8)
+        _size_axis(ax)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.3g}×"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylabel("time ratio, newer / oldest torch (log)")
+        ax.set_title(f"{dtype}, {_grad_text(rg)}", fontsize="medium")
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    fig.suptitle(_text(title))
+    _legend_below(fig, list(axes))
+    return fig
+
+
+# --- every plot the data allows ---------------------------------------------------------------
+
+
+@dataclass
+class Plot:
+    """One figure of the report, with the file name and caption it is published under."""
+
+    slug: str
+    title: str
+    caption: str
+    figure: Figure
+    methods: list[str]  # the methods whose data the figure must show
+    machine: str = ""
+    device: str = ""
+    dtype: str = ""
+
+
+def _slug(*parts: object) -> str:
+    s = "-".join(str(p) for p in parts if str(p))
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s)
+
+
+def all_plots(df: pd.DataFrame) -> Iterator[Plot]:
+    """Every plot the tidy table supports: figures per machine and device (and dtype)."""
+    cur = table.latest(df)
+    times = table.tensor_times(cur)
+    machines = list(dict.fromkeys(cur["machine"]))
+    multi = len(machines) > 1
+    for machine in machines:
+        where = f" on {machine}" if multi else ""
+        tm = table.newest_torch(times[times["machine"] == machine])
+        over = table.overhead_table(tm)
+        for device in dict.fromkeys(over["device"]):
+            o = over[over["device"] == device]
+            yield Plot(
+                _slug("overhead", machine if multi else "", device),
+                f"Tracked-clone overhead: x.clone().detach() vs x.detach().clone(), "
+                f"{device}{where}",
+                "What building (and discarding) the autograd node costs. Left: the extra time "
+                "per copy; right: as a percentage of the untracked clone. Bars are 95% "
+                "bootstrap confidence intervals; a bar crossing zero means the difference is "
+                "lost in noise at that size (on the right, bars of very noisy sizes run off the "
+                "panel). Without requires_grad both do the same work.",
+                overhead(o, f"Tracked-clone overhead, {device}{where}"),
+                [table.TRACKED, table.UNTRACKED],
+                machine,
+                device,
+            )
+        for (device, dtype), g in tm.groupby(["device", "dtype"], sort=False):
+            present = [m for m in tensor_method_names() if m in set(g["method"])]
+            yield Plot(
+                _slug("time", machine if multi else "", device, dtype),
+                f"Time per copy against size, {dtype} on {device}{where}",
+                "Median time of one copy (bars: interquartile range), log-log.",
+                time_vs_size(g, f"Time per copy, {dtype} tensors on {device}{where}"),
+                present,
+                machine,
+                device,
+                dtype,
+            )
+            copying = [m for m in present if m in table.copying_methods()]
+            yield Plot(
+                _slug("bandwidth", machine if multi else "", device, dtype),
+                f"Achieved bandwidth against size, {dtype} on {device}{where}",
+                "Bytes read plus bytes written per second. The dashed black line is copy_ into "
+                "a preallocated, already-touched buffer: the roof. The gap below it is what "
+                "allocation, page faults and autograd bookkeeping cost. Views (detach, data) "
+                "copy nothing and are left out.",
+                bandwidth_vs_size(g, f"Achieved bandwidth, {dtype} tensors on {device}{where}"),
+                copying,
+                machine,
+                device,
+                dtype,
+            )
+        mods = table.newest_torch(table.module_rows(cur[cur["machine"] == machine]))
+        for device, g in mods.groupby("device", sort=False):
+            yield Plot(
+                _slug("modules", machine if multi else "", device),
+                f"Module copies on {device}{where}",
+                "Reference models are stacks of square nn.Linear layers named "
+                "parameters x tensors (1e6x512: a million parameters in 512 tensors). Bars: "
+                "interquartile range. Memory is the growth of peak RSS during one copy; a copy "
+                "that grew it by nothing (e.g. into an existing model) has no point on the log "
+                "axis.",
+                modules(g, f"Copying a model, {device}{where}"),
+                [m for m in module_method_names() if m in set(g["method"])],
+                machine,
+                device,
+            )
+        vt = table.version_table(times[times["machine"] == machine])
+        if not vt.empty:
+            for device, g in vt.groupby("device", sort=False):
+                base = g["baseline"].iloc[0]
+                yield Plot(
+                    _slug("versions", machine if multi else "", device),
+                    f"torch {', '.join(dict.fromkeys(g['version']))} against torch {base}, "
+                    f"{device}{where}",
+                    "Median time under the newer torch divided by the median under the oldest "
+                    "(bars: 95% bootstrap CI). Below 1: the newer torch is faster.",
+                    versions(g, f"torch versions against {base}, {device}{where}"),
+                    [m for m in tensor_method_names() if m in set(g["method"])],
+                    machine,
+                    device,
+                )

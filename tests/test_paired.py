@@ -1,0 +1,120 @@
+"""The paired A/B measurement: real timings, so the checks are about signs and coverage,
+with margins wide enough for a shared machine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from copybench import stats
+from copybench.cli import main
+from copybench.paired import (
+    PAIRS,
+    measure_paired,
+    prepare_tensor_pair,
+    tracked_clone_overhead,
+)
+
+BUDGET = 0.15
+
+
+def _work(n: int):
+    x = torch.ones(64)
+
+    def run():
+        for _ in range(n):
+            x.add(1)
+
+    return run
+
+
+def test_identical_statements_show_no_overhead():
+    f = _work(4)
+    r = measure_paired(f, f, budget=BUDGET)
+    assert r.n_pairs >= 8
+    assert r.ratio_low <= r.ratio <= r.ratio_high
+    assert r.ci_low_pct <= 0 <= r.ci_high_pct or abs(r.overhead_pct) < 2
+
+
+def test_known_extra_work_shows_positive_overhead():
+    # Twice the calls: about +100 %, and the CI must exclude zero.
+    r = measure_paired(_work(4), _work(8), budget=BUDGET)
+    assert r.ci_low_pct > 30
+    assert 40 < r.overhead_pct < 200
+    assert r.overhead_ns > 0
+
+
+def test_reversed_pair_shows_negative_overhead():
+    r = measure_paired(_work(8), _work(4), budget=BUDGET)
+    assert r.ci_high_pct < 0
+
+
+def test_tracked_clone_costs_more_at_small_sizes():
+    r = tracked_clone_overhead(1024, budget=0.4)
+    assert (r.base, r.head) == PAIRS["tracked_clone"]
+    assert r.overhead_pct > 5 and r.overhead_ns > 0
+    assert r.threads == 1
+    d = r.as_dict()
+    for key in ("overhead_pct", "ci_low_pct", "ci_high_pct", "overhead_ns", "unstable"):
+        assert key in d
+
+
+def test_threads_all_resolves_to_the_cores_available():
+    import os
+
+    pair = prepare_tensor_pair("detach_clone", "clone_detach", 1024, threads="all")
+    assert pair.threads == len(os.sched_getaffinity(0))
+
+
+def test_paired_ratio_ci_is_the_median_of_pair_ratios():
+    base = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
+    head = [b * 1.25 for b in base]
+    ratio, lo, hi = stats.paired_ratio_ci(base, head)
+    assert ratio == pytest.approx(1.25) and lo == pytest.approx(1.25) and hi == pytest.approx(1.25)
+    # Independent medians of the same numbers would see the 256x range, not the pairing.
+    assert stats.ratio_ci(base, head)[2] > 2
+
+
+def test_split_modes_finds_a_slow_mode_and_ignores_unimodal_samples():
+    fast, slow = [1.0 + 0.01 * i for i in range(30)], [10.0 + 0.1 * i for i in range(10)]
+    m = stats.split_modes(fast + slow)
+    assert m.bimodal and m.slow_fraction == pytest.approx(0.25)
+    assert 1.3 < m.threshold < 10
+    assert not stats.split_modes(fast).bimodal
+    # One outlier is not a mode.
+    assert not stats.split_modes(fast + [50.0]).bimodal
+
+
+def test_overhead_cli_json(capsys):
+    assert main(["overhead", "--sizes", "1024", "--budget", "0.1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["numel"] for r in rows] == [1024]
+    for key in ("numel", "overhead_pct", "ci_low_pct", "ci_high_pct", "overhead_ns", "threads"):
+        assert key in rows[0]
+    assert rows[0]["ci_low_pct"] <= rows[0]["overhead_pct"] <= rows[0]["ci_high_pct"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["overhead", "--sizes", "7"],
+        ["overhead", "--sizes", "many"],
+        ["overhead", "--dtype", "int8"],
+        ["overhead", "--device", "tpu"],
+        ["overhead", "--threads", "0"],
+        ["noise-study", "--processes", "1"],
+    ]
+    + ([] if torch.cuda.is_available() else [["overhead", "--device", "cuda"]]),
+)
+def test_bad_input_exits_2_with_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("copybench: ") and err.count("\n") == 1
+
+
+def test_noise_study_runs_fresh_processes(capsys):
+    assert main(["noise-study", "--processes", "2", "--sizes", "1024", "--budget", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "paired" in out and "independent" in out

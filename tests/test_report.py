@@ -1,0 +1,266 @@
+"""``copybench report``, built from results of small real asv runs made here.
+
+Two runs feed the report: one through ``copybench run`` (the way users make results), and
+one straight through asv on a machine whose recorded name and CPU look like HTML injection,
+with ``--record-samples`` (so both the summary and the bootstrap statistics are exercised).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from copybench.asvrun import Selection, bench_regexes
+from copybench.report import build_report, plots, table
+from copybench.report.findings import findings
+from copybench.results import ENV_SUFFIX, load_results
+
+EVIL_MACHINE = "<img src=x onerror=alert(1)>&'\""
+EVIL_CPU = "<script>alert('cpu')</script>"
+TENSOR_METHODS = ["clone_detach", "detach_clone", "copy_into", "clone"]
+MODULE_METHODS = ["deepcopy_module", "state_dict_snapshot"]
+
+
+def _config(root: Path, tmp: Path) -> Path:
+    conf = {
+        "version": 1,
+        "project": "copybench",
+        "repo": str(root),
+        "branches": ["main"],
+        "environment_type": "virtualenv",
+        "benchmark_dir": str(root / "benchmarks"),
+        "env_dir": str(tmp / "env"),
+        "results_dir": str(tmp / "results"),
+        "html_dir": str(tmp / "html"),
+        "launch_method": "forkserver",
+    }
+    config = tmp / "asv.conf.json"
+    config.write_text(json.dumps(conf))
+    return config
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return r
+
+
+@pytest.fixture(scope="module")
+def results(root, tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("report")
+    config = _config(root, tmp)
+    args = [sys.executable, "-m", "copybench", "run", "--config", str(config)]
+    for m in TENSOR_METHODS + MODULE_METHODS:
+        args += ["--method", m]
+    args += ["--size", "1024", "--size", "1048576", "--model", "1e4x8", "--model", "1e6x2"]
+    _run(args, cwd=root)
+
+    # The second machine, its name and CPU chosen to break unescaped HTML.
+    home = tmp / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home))
+    asv = [sys.executable, "-m", "asv"]
+    machine = ["--machine", EVIL_MACHINE, "--cpu", EVIL_CPU, "--config", str(config)]
+    _run([*asv, "machine", "--yes", *machine], cwd=root, env=env)
+    commit = _run(["git", "rev-parse", "HEAD"], cwd=root).stdout.strip()
+    sel = Selection(methods=["clone_detach", "detach_clone"], sizes=[1024], dtypes=["float32"])
+    cmd = [*asv, "run", "--config", str(config), "--python=same", "--set-commit-hash", commit]
+    cmd += ["--machine", EVIL_MACHINE, "--record-samples"]
+    for regex in bench_regexes(sel):
+        cmd += ["--bench", regex]
+    _run(cmd, cwd=root, env=env)
+    return tmp / "results"
+
+
+@pytest.fixture(scope="module")
+def report(results, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    return build_report([results], out / "r")
+
+
+def test_report_files_and_csv(results, report):
+    assert report.index.is_file() and report.csv.is_file()
+    import pandas as pd
+
+    csv = pd.read_csv(report.csv)
+    df = load_results([results])
+    assert len(csv) == len(df), "every measurement, skips included, is in the CSV"
+    for col in ["method", "numel", "nbytes", "dtype", "layout", "device", "requires_grad"]:
+        assert col in csv
+    for col in ["torch_version", "machine", "median", "iqr", "n_samples", "unit", "unstable"]:
+        assert col in csv
+    assert set(csv["machine"]) == set(df["machine"]) and EVIL_MACHINE in set(csv["machine"])
+    pngs = sorted(p.name for p in (report.index.parent / "plots").glob("*.png"))
+    assert len(pngs) == len(report.plots) and pngs
+
+
+def _methods_with_data(fig) -> set[str]:
+    out = set()
+    for ax in fig.axes:
+        for line in ax.lines:
+            if line.get_gid() and len(line.get_xdata()) > 0:
+                out.add(line.get_gid())
+    return out
+
+
+def test_each_plot_holds_every_method_present(results):
+    df = load_results([results])
+    cur = table.latest(df)
+    made = list(plots.all_plots(df))
+    kinds = {p.slug.split("-")[0] for p in made}
+    assert {"overhead", "time", "bandwidth", "modules"} <= kinds
+    for p in made:
+        here = cur[(cur["machine"] == p.machine) & (cur["device"] == p.device)]
+        kind = p.slug.split("-")[0]
+        if kind in ("time", "bandwidth"):
+            t = table.tensor_times(here)
+            present = set(t[t["dtype"] == p.dtype]["method"])
+            if kind == "bandwidth":
+                present &= set(table.copying_methods())
+                assert table.ROOF in present or p.machine == EVIL_MACHINE
+            assert set(p.methods) == present
+            assert _methods_with_data(p.figure) == present, p.slug
+        elif kind == "modules":
+            present = set(table.module_rows(here)["method"])
+            assert present == set(MODULE_METHODS)
+            assert _methods_with_data(p.figure) == present, p.slug
+        elif kind == "overhead":
+            # One series per requires_grad x layout measured, each with the pair's data.
+            o = table.overhead_table(table.tensor_times(here))
+            pairs = zip(o.requires_grad, o.layout, strict=True)
+            series = {f"{'grad' if g else 'nograd'}-{lay}" for g, lay in pairs}
+            assert series and _methods_with_data(p.figure) == series, p.slug
+        for ax in p.figure.axes:
+            if ax.get_visible() and ax.lines:
+                assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+        assert p.figure.get_suptitle()
+        assert p.figure.legends, f"{p.slug} has no legend"
+
+
+def test_headline_finding_is_computed_from_the_data(results):
+    df = load_results([results])
+    t = table.tensor_times(table.latest(df))
+    o = table.overhead_table(t)
+    o = o[o.requires_grad & (o.layout == "contiguous") & (o.dtype == "float32")]
+    texts = [f.text for f in findings(df)]
+    rows = o[o.nbytes == 4096]
+    assert len(rows) == 2, "one headline per machine"
+    for _, row in rows.iterrows():
+        pct = f"{abs(row['ratio'] - 1) * 100:.0f}% ("
+        mine = [s for s in texts if s.startswith("At 4 KiB") and f"cpu on {row['machine']}" in s]
+        assert len(mine) == 1 and pct in mine[0], (pct, texts)
+    # The bootstrap path (samples recorded) gives a CI in the sentence.
+    evil = [s for s in texts if EVIL_MACHINE in s and s.startswith("At 4 KiB")]
+    assert evil and "95% CI" in evil[0]
+    assert any("unstable" in s for s in texts)
+
+
+def test_every_result_string_is_escaped(report):
+    page = report.index.read_text()
+    assert EVIL_MACHINE not in page and EVIL_CPU not in page
+    assert "<script" not in page.lower()
+    assert "&lt;img src=x onerror=alert(1)&gt;&amp;&#x27;&quot;" in page
+    assert "&lt;script&gt;alert(&#x27;cpu&#x27;)&lt;/script&gt;" in page
+
+
+def test_report_is_self_contained(report):
+    page = report.index.read_text()
+    for needle in ("<script src", "<link ", "@import", "url(http"):
+        assert needle not in page
+    assert page.count('<img src="data:image/png;base64,') == len(report.plots)
+    for section in ("Environment", "Findings", "What each copy does", "Plots", "Tidy table"):
+        assert f">{section}</h2>" in page
+    assert "clone_detach" in page and "shares_version_counter" in page
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+def test_renders_in_headless_chromium(root, report):
+    shot = report.index.parent / "screenshot.png"
+    r = subprocess.run(
+        [sys.executable, str(root / "scripts/check_report.py"), str(report.index)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{len(report.plots)} images loaded, 0 problems" in r.stdout
+    assert shot.stat().st_size > 10_000
+
+
+def test_cli_writes_report_and_prints_path(results, tmp_path, run_cli):
+    r = run_cli("report", str(results), "--out", str(tmp_path), "--name", "cli")
+    assert r.returncode == 0, r.stderr
+    index = tmp_path / "cli" / "index.html"
+    assert r.stdout.strip() == f"copybench: report written to {index}"
+    assert index.is_file() and (tmp_path / "cli" / "results.csv").is_file()
+
+
+def _bad_inputs(tmp: Path) -> dict[str, Path]:
+    empty = tmp / "empty"
+    empty.mkdir(parents=True)
+    malformed = tmp / "malformed" / "m"
+    malformed.mkdir(parents=True)
+    (malformed / "machine.json").write_text('{"machine": "m", "version": 1}')
+    (malformed / "abc-env.json").write_text("{ not json")
+    return {"missing": tmp / "nope", "empty": empty, "malformed": malformed.parent}
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "malformed"])
+def test_bad_input_exits_2_and_leaves_no_report(case, tmp_path, run_cli):
+    bad = _bad_inputs(tmp_path)[case]
+    out = tmp_path / "reports"
+    r = run_cli("report", str(bad), "--out", str(out), "--name", "x")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("copybench: ") and str(bad) in lines[0]
+    assert not out.exists() or not any(out.iterdir()), "no report, no temporary folder"
+
+
+def test_failed_rebuild_keeps_the_previous_report(results, tmp_path, run_cli):
+    r = run_cli("report", str(results), "--out", str(tmp_path), "--name", "keep")
+    assert r.returncode == 0, r.stderr
+    before = (tmp_path / "keep" / "index.html").read_bytes()
+    bad = _bad_inputs(tmp_path / "bad")
+    r = run_cli("report", str(bad["malformed"]), "--out", str(tmp_path), "--name", "keep")
+    assert r.returncode == 2
+    assert (tmp_path / "keep" / "index.html").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "keep"]
+
+
+def test_torch_versions_are_compared(results, tmp_path):
+    """Only one torch is installed here: the second "version" is a second real run of the
+    same cases whose sidecar is relabelled, which exercises the comparison end to end."""
+    two = tmp_path / "results"
+    shutil.copytree(results, two)
+    (machine_dir,) = [d for d in two.iterdir() if d.is_dir() and EVIL_MACHINE in d.name]
+    (f,) = [p for p in machine_dir.glob("*.json") if p.name != "machine.json"]
+    copy = f.with_name("relabelled-" + f.name)
+    shutil.copy(f, copy)
+    copy.with_name(copy.name + ENV_SUFFIX).write_text(json.dumps({"torch_version": "99.0"}))
+    f.with_name(f.name + ENV_SUFFIX).write_text(json.dumps({"torch_version": "2.0"}))
+    df = load_results([two])
+    made = [p for p in plots.all_plots(df) if p.slug.startswith("versions")]
+    assert len(made) == 1
+    assert _methods_with_data(made[0].figure) == {"clone_detach", "detach_clone"}
+    assert any(s.text.startswith("torch 99.0 against torch 2.0") for s in findings(df))
+
+
+def test_report_build_is_fast(results, tmp_path):
+    t0 = time.perf_counter()
+    build_report([results], tmp_path / "speed")
+    assert time.perf_counter() - t0 < 30
+
+
+def test_links_asv_html_relative_to_the_report(results, tmp_path):
+    html_dir = tmp_path / "asv-html"
+    html_dir.mkdir()
+    (html_dir / "index.html").write_text("<html></html>")
+    built = build_report([results], tmp_path / "reports" / "linked", html_dir)
+    assert 'href="../../asv-html/index.html"' in built.index.read_text()

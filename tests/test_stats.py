@@ -1,0 +1,92 @@
+"""The regression verdict on controlled synthetic samples (copybench.stats)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from copybench import stats
+
+
+def _timings(n: int, spread: float, seed: int, scale: float = 1.0) -> np.ndarray:
+    """Right-skewed positive samples around ``scale`` (like timings): lognormal noise."""
+    return scale * np.random.default_rng(seed).lognormal(0.0, spread, n)
+
+
+def test_identical_distributions_are_unchanged() -> None:
+    base, head = _timings(300, 0.02, seed=1), _timings(300, 0.02, seed=2)
+    c = stats.change(base, head)
+    assert abs(c.ratio - 1) < 0.01
+    assert c.p > 0.05
+    assert stats.verdict(c) == "unchanged"
+
+
+def test_the_same_samples_are_unchanged() -> None:
+    base = _timings(50, 0.05, seed=3)
+    c = stats.change(base, base)
+    assert c.ratio == 1.0 and c.p == 1.0
+    assert stats.verdict(c) == "unchanged"
+
+
+def test_ten_percent_shift_with_enough_samples_regresses() -> None:
+    base, head = _timings(200, 0.02, seed=4), _timings(200, 0.02, seed=5, scale=1.10)
+    c = stats.change(base, head)
+    assert 1.08 < c.ratio < 1.12
+    assert c.ci_low > 1.05
+    assert c.p < 1e-6
+    assert stats.verdict(c) == "regressed"
+
+
+def test_ten_percent_shift_drowned_in_noise_is_not_significant() -> None:
+    # Exactly the 10% shift (the same noise scaled), but the noise is far wider than it.
+    noise = _timings(12, 0.6, seed=6)
+    c = stats.change(noise, 1.10 * noise[::-1])
+    assert c.ratio == pytest.approx(1.10)
+    assert c.p > 0.05
+    assert c.ci_low < 1 < c.ci_high
+    assert stats.verdict(c) == "not significant"
+
+
+def test_significant_two_percent_shift_under_five_percent_threshold_is_unchanged() -> None:
+    base, head = _timings(500, 0.005, seed=7), _timings(500, 0.005, seed=8, scale=1.02)
+    c = stats.change(base, head)
+    assert c.p < 1e-10 and c.ci_low > 1.0  # clearly significant ...
+    assert stats.verdict(c, threshold=0.05) == "unchanged"  # ... but too small to matter
+    assert stats.verdict(c, threshold=0.01) == "regressed"
+
+
+def test_significant_speed_up_is_an_improvement() -> None:
+    base, head = _timings(100, 0.02, seed=9), _timings(100, 0.02, seed=10, scale=0.8)
+    assert stats.verdict(stats.change(base, head)) == "improved"
+
+
+def test_a_single_sample_per_side_is_never_significant() -> None:
+    c = stats.change([1.0], [2.0])
+    assert math.isnan(c.p)
+    assert stats.verdict(c) == "not significant"
+    assert stats.verdict(stats.change([1.0], [1.01])) == "unchanged"
+
+
+def test_an_adjusted_p_value_decides() -> None:
+    base, head = _timings(8, 0.05, seed=11), _timings(8, 0.05, seed=12, scale=1.3)
+    c = stats.change(base, head)
+    assert stats.verdict(c) == "regressed"
+    assert stats.verdict(c, p=min(1.0, c.p * 1000)) == "not significant"
+
+
+def test_holm_adjust() -> None:
+    assert stats.holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    out = stats.holm_adjust([0.5, float("nan"), 0.01])
+    assert out[0] == pytest.approx(0.5) and math.isnan(out[1]) and out[2] == pytest.approx(0.02)
+    assert stats.holm_adjust([0.9, 0.4]) == pytest.approx([0.9, 0.8])
+    assert stats.holm_adjust([]) == []
+
+
+def test_a_change_not_clearly_beyond_the_threshold_is_not_significant() -> None:
+    # 6% slower and significant, but the CI reaches below 1.05: it may be within threshold.
+    base, head = _timings(30, 0.05, seed=17), _timings(30, 0.05, seed=117, scale=1.06)
+    c = stats.change(base, head)
+    assert c.ratio > 1.05 and c.p < 0.05 and c.ci_low < 1.05
+    assert stats.verdict(c) == "not significant"
