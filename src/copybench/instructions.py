@@ -20,8 +20,15 @@ runs about 3x faster) and switched on with ``callgrind_control -i on`` once torc
 Counts are per call and net of the loop: an empty statement is counted the same way and
 subtracted.  Each statement is warmed up with a full untimed loop first (the first loop pays
 for one-time dispatcher and allocator work), measured ``rounds`` times, and the median
-reported; ``PYTHONHASHSEED`` and the rest of the child's environment are fixed so that dict
-layouts and stack alignment, and with them the counts, repeat.
+reported.
+
+Repeatable across invocations, not only within one: the counts follow glibc malloc's state
+when the loops start, which is the sum of everything the child did before, so nothing of the
+parent's may reach the child - not its environment, working directory, interpreter name,
+``$TMPDIR`` or pid (see :func:`_run_valgrind`).  Valgrind lays the guest out the same way
+every time, ASLR or not, so with its inputs fixed the child, and its counts, repeat exactly;
+fastbins are off so that what history remains (the other sizes and statements counted in the
+same run) matters less.
 """
 
 from __future__ import annotations
@@ -112,7 +119,10 @@ def count_instructions(
         "calls": calls,
         "rounds": rounds,
     }
-    with tempfile.TemporaryDirectory(prefix="copybench-callgrind-") as tmp:
+    # Under /tmp, not $TMPDIR: the output path is on Valgrind's command line, which, like
+    # everything else the child sees, should not depend on the parent's environment.
+    base = "/tmp" if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="copybench-callgrind-", dir=base) as tmp:
         try:
             totals = _run_valgrind(spec, tmp, instr_atstart=False, timeout=timeout)
         except _InstrumentationNotSwitched:
@@ -143,11 +153,12 @@ def _run_valgrind(spec: dict, tmp: str, *, instr_atstart: bool, timeout: float) 
         os.remove(os.path.join(tmp, f))
     switch_on = not instr_atstart
     root = _package_root()
+    valgrind = shutil.which("valgrind") or "valgrind"
     # Nothing from the parent's environment: a fixed, minimal one.  PYTHONPATH and the
     # working directory are the folder holding this copybench, so the child imports the
     # same code whatever the parent's path and cwd were.
     env = {
-        "PATH": "/usr/bin:/bin",
+        "PATH": os.pathsep.join([os.path.dirname(valgrind), "/usr/bin", "/bin"]),
         "HOME": "/nonexistent",
         "LC_ALL": "C",
         "PYTHONPATH": root,
@@ -155,14 +166,19 @@ def _run_valgrind(spec: dict, tmp: str, *, instr_atstart: bool, timeout: float) 
         "PYTHONDONTWRITEBYTECODE": "1",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
+        # No fastbins: a freed small chunk then coalesces at once instead of waiting for a
+        # malloc_consolidate that some later request may or may not trigger, which was the
+        # bulk of the dependence on heap history (the 1,024-element overhead moved 7% with
+        # the order of the sizes counted before it, 0.1% without fastbins).
+        "GLIBC_TUNABLES": "glibc.malloc.mxfast=0",
     }
     cmd = [
-        shutil.which("valgrind") or "valgrind",
+        valgrind,
         "--tool=callgrind",
         f"--callgrind-out-file={out}",
         f"--instr-atstart={'yes' if instr_atstart else 'no'}",
         "--collect-atstart=no",
-        sys.executable,
+        _interpreter(),
         "-m",
         "copybench.instructions",
         json.dumps({**spec, "switch_on": switch_on}, sort_keys=True),
@@ -178,7 +194,7 @@ def _run_valgrind(spec: dict, tmp: str, *, instr_atstart: bool, timeout: float) 
             text=True,
         )
         try:
-            if switch_on and not _switch_instrumentation_on(proc, timeout):
+            if switch_on and not _switch_instrumentation_on(proc, env, timeout):
                 proc.kill()
                 proc.wait()
                 raise _InstrumentationNotSwitched("callgrind_control -i on failed")
@@ -204,17 +220,35 @@ def _run_valgrind(spec: dict, tmp: str, *, instr_atstart: bool, timeout: float) 
     return totals
 
 
+def _interpreter() -> str:
+    """This interpreter, under one name whatever name started it.
+
+    ``.venv/bin/python`` (``python -c``) and ``.venv/bin/python3`` (the ``copybench``
+    script's shebang) are the same program, but the name becomes ``sys.executable`` in the
+    child and its length moved the counts by 0.1-0.2%.  The first of ``python3``, ``python``
+    next to ``sys.executable`` that is the same file is used.
+    """
+    exe = sys.executable
+    for name in ("python3", "python"):
+        candidate = os.path.join(os.path.dirname(exe), name)
+        if os.path.exists(candidate) and os.path.samefile(candidate, exe):
+            return candidate
+    return exe
+
+
 def _package_root() -> str:
     """The folder that holds the ``copybench`` package this module was imported from."""
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _switch_instrumentation_on(proc: subprocess.Popen, timeout: float) -> bool:
+def _switch_instrumentation_on(proc: subprocess.Popen, env: dict, timeout: float) -> bool:
     """Wait for the child to be ready, switch its instrumentation on, and let it go on.
 
     The parent runs ``callgrind_control`` rather than the child, so that no subprocess, pid
-    or captured output enters the child's heap history (see :func:`_run_valgrind`).  False
-    where the child died first or ``callgrind_control`` could not reach it.
+    or captured output enters the child's heap history (see :func:`_run_valgrind`).  It runs
+    in the child's environment: with another ``TMPDIR`` its ``vgdb`` looks for Valgrind's
+    FIFOs under another prefix, and the counts moved by up to 0.1%.  False where the child
+    died first or ``callgrind_control`` could not reach it.
     """
     assert proc.stdin is not None and proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
@@ -224,6 +258,7 @@ def _switch_instrumentation_on(proc: subprocess.Popen, timeout: float) -> bool:
         [shutil.which("callgrind_control") or "callgrind_control", "-i", "on", str(proc.pid)],
         capture_output=True,
         text=True,
+        env=env,
         timeout=timeout,
     )
     if r.returncode:
