@@ -153,7 +153,7 @@ def _write(df, envs: list[dict], folder: Path, name: str, asv_link: str | None) 
     atomic_write_text(folder / CSV_NAME, csv.to_csv(index=False))
     for e in envs:
         mine = df[(df["machine"] == e["machine"]) & (df["env"] == e["env"])]
-        e["threads"] = ", ".join(str(t) for t in sorted(mine["threads"].dropna().unique()))
+        e["threads"] = ", ".join(str(t) for t in sorted(mine["threads"].dropna().unique(), key=str))
     status = df["status"].value_counts()
     page = html.render(
         name=name,
