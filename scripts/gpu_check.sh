@@ -31,7 +31,7 @@ conf.write_text(json.dumps({
 }))
 PY
 $py -m asv machine --yes --config "$conf" >/dev/null
-$py -m asv run --config "$conf" --python=same --set-commit-hash "$(git rev-parse HEAD)" \
+$py -m asv run --config "$conf" -E existing:same --set-commit-hash "$(git rev-parse HEAD)" \
   --show-stderr \
   --bench 'bench_cuda' --bench 'bench_transfer' \
   --bench "TensorCopy\.\w+\('(clone|clone_detach|detach_clone|copy_into)', \d+, 'float32', \w+, 'contiguous', 'cuda'" \

@@ -55,9 +55,8 @@ def test_local_nightly_end_to_end(tmp_path: Path) -> None:
     args = ["--method", "clone", "--size", "32768", "--dtype", "float32"]
     args += ["--results", str(tmp_path / "results"), "--archive", str(tmp_path / "nightly")]
     args += ["--html", str(tmp_path / "html"), "--summary", str(summary)]
-    # Two nights minutes apart on a shared 2-core machine drift by several percent (see
-    # tests/test_compare.py): the default 5% threshold is for a quiet, dedicated runner.
-    args += ["--threshold", "0.20"]
+    # At the default threshold: a night that lands in a slow state by chance (128 KiB is
+    # glibc's mmap threshold, so allocator state decides) is re-run before it fails.
     env = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}
     for _night in (1, 2):
         proc = subprocess.run(

@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bench import slowed_down_methods
 from .cases import (
     CUDA_TENSOR_AXES,
     DTYPES,
@@ -158,8 +159,12 @@ def run_asv(
     quick: bool = False,
     config: Path | None = None,
     extra: list[str] | None = None,
+    benches: list[str] | None = None,
 ) -> Path:
-    """Run the selection with asv against this interpreter; return the results file."""
+    """Run the selection with asv against this interpreter; return the results file.
+
+    ``benches`` (asv ``--bench`` regexes) replaces the regexes built from ``sel``.
+    """
     sel.validate()
     root = project_root()
     config = (config or root / "asv.conf.json").resolve()
@@ -181,7 +186,11 @@ def run_asv(
         "run",
         "--config",
         str(config),
-        "--python=same",
+        # This interpreter, once.  (``--python=same`` would expand the config's torch matrix
+        # into one "existing" environment per entry - all this same interpreter - and run
+        # the whole suite once for each.)
+        "--environment",
+        "existing:same",
         "--set-commit-hash",
         commit,
         "--show-stderr",
@@ -189,7 +198,7 @@ def run_asv(
         # report's confidence intervals are computed from them.
         "--record-samples",
     ]
-    for regex in bench_regexes(sel):
+    for regex in benches if benches is not None else bench_regexes(sel):
         cmd += ["--bench", regex]
     if quick:
         cmd.append("--quick")
@@ -220,6 +229,7 @@ def environment_info() -> dict:
         "cuda_available": torch.cuda.is_available(),
         "threads_default": torch.get_num_threads(),
         "python": platform.python_version(),
+        "slowed_down": slowed_down_methods(),
         "cpu": _cpu_model(),
     }
     if torch.cuda.is_available():

@@ -224,7 +224,15 @@ def compare(
     for key in common:
         rb, rh = b.loc[key], h.loc[key]
         change = stats.change(_samples(rb), _samples(rh), confidence=1 - alpha)
-        rows.append({"benchmark": key[0], "case": key[1], "unit": rb["unit"], "change": change})
+        rows.append(
+            {
+                "benchmark": key[0],
+                "case": key[1],
+                "unit": rb["unit"],
+                "asv_name": rh.get("asv_name"),
+                "change": change,
+            }
+        )
     adjusted = stats.holm_adjust([r["change"].p for r in rows])
     out = []
     for r, p in zip(rows, adjusted, strict=True):

@@ -49,6 +49,9 @@ COLUMNS = [
     "n_samples",
     "unit",
     "samples",
+    # asv's own name for the case, ``benchmark(param reprs)``: what ``asv run --bench``
+    # matches, so a case can be re-run exactly (None for pytest-benchmark rows).
+    "asv_name",
 ]
 
 
@@ -215,6 +218,7 @@ def _rows_for(res: Any, key: str, bench_meta: dict, common: dict) -> list[dict]:
                 "n_samples": len(sm) if sm else st.get("repeat"),
                 "unit": unit,
                 "samples": list(sm),
+                "asv_name": f"{key}({', '.join(combo)})" if combo else key,
             }
         )
     return out

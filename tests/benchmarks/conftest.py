@@ -14,13 +14,7 @@ from typing import Any
 
 import pytest
 
-# Self-test hook of ``tests/test_compare.py``: the named copy methods do their copy twice,
-# a genuinely slower copy that ``copybench compare`` must flag.  Recorded in machine_info.
-SLOW_DOWN_VAR = "COPYBENCH_SLOW_DOWN"
-
-
-def slowed_down_methods() -> set[str]:
-    return {m for m in os.environ.get(SLOW_DOWN_VAR, "").split(",") if m}
+from copybench.bench import slowed_down_methods
 
 
 def _git_hash() -> str | None:
@@ -69,11 +63,6 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         slowed_down=sorted(slowed_down_methods()),
     )
     machine_info["copybench"] = info
-
-
-@pytest.fixture(scope="session")
-def slowed_down() -> set[str]:
-    return slowed_down_methods()
 
 
 @pytest.fixture(scope="session")

@@ -38,19 +38,12 @@ def _run(
     prepare: Callable[..., Any],
     case: TensorCase | ModuleCase,
     measure: Any,
-    slowed_down: set[str],
 ) -> None:
     try:
         prepared = prepare(*astuple(case))
     except CaseError as e:
         pytest.skip(str(e))
-    run = prepared.run
-    if case.method in slowed_down:
-
-        def run() -> Any:
-            prepared.run()
-            return prepared.run()
-
+    run = prepared.run  # already doubled for a method in COPYBENCH_SLOW_DOWN (bench.py)
     measure.extra_info.update(
         {f.name: getattr(case, f.name) for f in fields(case)},
         case_id=case.id,
@@ -78,19 +71,17 @@ def _cuda_event_info(measure: Any, prepared: Any) -> None:
 @pytest.mark.parametrize(
     [f.name for f in fields(TensorCase)], _params(list(tensor_cases(tensor_method_names())))
 )
-def test_tensor_copy(
-    measure, slowed_down, *, method, numel, dtype, requires_grad, layout, device, threads
-):
+def test_tensor_copy(measure, *, method, numel, dtype, requires_grad, layout, device, threads):
     case = TensorCase(method, numel, dtype, requires_grad, layout, device, threads)
-    _run(prepare_tensor_case, case, measure, slowed_down)
+    _run(prepare_tensor_case, case, measure)
 
 
 @pytest.mark.parametrize(
     [f.name for f in fields(ModuleCase)], _params(list(module_cases(module_method_names())))
 )
-def test_module_copy(measure, slowed_down, *, method, model, device, threads):
+def test_module_copy(measure, *, method, model, device, threads):
     case = ModuleCase(method, model, device, threads)
-    _run(prepare_module_case, case, measure, slowed_down)
+    _run(prepare_module_case, case, measure)
 
 
 @pytest.mark.cuda
