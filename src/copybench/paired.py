@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
 from . import stats
-from .cases import DEFAULT_THREADS, make_model, make_tensor
+from .cases import DEFAULT_THREADS, dtype_of, make_model, make_tensor
 from .methods import get_method
 from .timing import resolve_threads, set_threads, synchronized, time_block, warm_up
 
@@ -56,6 +56,9 @@ PAIRS: dict[str, tuple[str, str]] = {
 }
 
 BLOCK_SECONDS = 0.002
+# Sources a tensor pair rotates over (see prepare_tensor_pair), within this many bytes.
+ROTATE_SOURCES = 8
+ROTATE_BYTES = 64 * 2**20
 DEFAULT_BUDGET = 0.4
 MIN_PAIRS = 8
 
@@ -139,8 +142,8 @@ def calls_per_block(
 
 
 def measure_paired(
-    base: Callable[[], Any],
-    head: Callable[[], Any],
+    base: Callable[[], Any] | Sequence[Callable[[], Any]],
+    head: Callable[[], Any] | Sequence[Callable[[], Any]],
     *,
     budget: float = DEFAULT_BUDGET,
     device: str = "cpu",
@@ -156,16 +159,30 @@ def measure_paired(
     thread count in force is recorded, not changed.  The garbage collector is paused while
     timing (as ``timeit`` does): a collection in one block would be charged to whichever
     statement it interrupted.
+
+    ``base`` and ``head`` may each be a sequence of equivalent callables (the same copy of
+    different sources, see :func:`prepare_tensor_pair`): quad ``i`` uses the ``i``-th of
+    each, round robin, so the estimate averages over where the sources lie in memory.
     """
+    bases = list(base) if isinstance(base, Sequence) else [base]
+    heads = list(head) if isinstance(head, Sequence) else [head]
+    if len(bases) != len(heads) or not bases:
+        raise ValueError("base and head need the same, non-zero number of callables")
     start = time.perf_counter()
     deadline = start + budget
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        n = calls_per_block(base, head, device, block_seconds)
+        n = calls_per_block(bases[0], heads[0], device, block_seconds)
         a_times: list[float] = []
         b_times: list[float] = []
         while len(a_times) < min_pairs or time.perf_counter() < deadline:
+            base, head = bases[len(a_times) % len(bases)], heads[len(a_times) % len(heads)]
+            if len(bases) > 1:
+                # Untimed, once each: the quad's first block must not be the one that brings
+                # this source back into cache (that biased large copies by 2-3 points).
+                base()
+                head()
             a1 = time_block(base, n, device)
             b1 = time_block(head, n, device)
             b2 = time_block(head, n, device)
@@ -232,6 +249,10 @@ class PreparedPair:
     device: str
     threads: int
     source: Any  # kept alive as long as the pair is
+    # The same two copies bound to further sources, for measure_paired's round robin
+    # (``base`` and ``head`` are the first of each).
+    bases: tuple[Callable[[], Any], ...] = ()
+    heads: tuple[Callable[[], Any], ...] = ()
 
 
 def prepare_tensor_pair(
@@ -244,18 +265,30 @@ def prepare_tensor_pair(
     device: str = "cpu",
     threads: int | str = DEFAULT_THREADS,
 ) -> PreparedPair:
-    """Bind two tensor methods to one source.  Raises CaseError for a case not runnable here."""
+    """Bind two tensor methods to the same sources.  Raises CaseError for a case not runnable
+    here.
+
+    Several sources (up to ``ROTATE_SOURCES``, at most ``ROTATE_BYTES`` in all) each get
+    both methods bound: where a source and its copies land in memory (cache sets, page
+    boundaries, the heap around them) is fixed for a process's life and moved a 256 KiB
+    overhead estimate by up to 12 points from one fresh process to the next here; rotating
+    the quads over sources averages that out within each process.
+    """
     threads = set_threads(resolve_threads(threads))
-    x = make_tensor(numel, dtype, requires_grad, layout, device)
-    fns = []
+    per_source = numel * dtype_of(dtype).itemsize
+    k = max(1, min(ROTATE_SOURCES, ROTATE_BYTES // max(per_source, 1)))
+    sources = [make_tensor(numel, dtype, requires_grad, layout, device) for _ in range(k)]
+    fns: dict[str, list[Callable[[], Any]]] = {base: [], head: []}
     for name in (base, head):
         m = get_method(name)
         if m.kind != "tensor":
             raise ValueError(f"{name!r} does not copy tensors")
-        fn = synchronized(m.bind(x), device)
-        warm_up(fn, device)
-        fns.append(fn)
-    return PreparedPair(fns[0], fns[1], (base, head), device, threads, x)
+        for x in sources:
+            fn = synchronized(m.bind(x), device)
+            warm_up(fn, device)
+            fns[name].append(fn)
+    b, h = fns[base], fns[head]
+    return PreparedPair(b[0], h[0], (base, head), device, threads, sources, tuple(b), tuple(h))
 
 
 def prepare_module_pair(
@@ -277,7 +310,13 @@ def prepare_module_pair(
 
 def paired_overhead(pair: PreparedPair, budget: float = DEFAULT_BUDGET) -> PairedResult:
     """:func:`measure_paired` on a prepared pair."""
-    return measure_paired(pair.base, pair.head, budget=budget, device=pair.device, names=pair.names)
+    return measure_paired(
+        pair.bases or pair.base,
+        pair.heads or pair.head,
+        budget=budget,
+        device=pair.device,
+        names=pair.names,
+    )
 
 
 def tracked_clone_overhead(
