@@ -266,3 +266,14 @@ def test_links_asv_html_relative_to_the_report(results, tmp_path):
     (html_dir / "index.html").write_text("<html></html>")
     built = build_report([results], tmp_path / "reports" / "linked", html_dir)
     assert 'href="../../asv-html/index.html"' in built.index.read_text()
+
+
+def test_compare_names_every_case_of_these_results(results, run_cli):
+    # The second machine's file holds the grid's tensor cases and an overhead benchmark whose
+    # thread parameter is "all": compare must name both kinds (a file against itself).
+    (path,) = [p for p in results.rglob("*.json") if "existing" in p.name and "<img" in str(p)]
+    r = run_cli("compare", str(path), str(path), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    cases = {b["case"] for b in json.loads(r.stdout)["benchmarks"]}
+    assert "1024, 'all'" in cases
+    assert "clone_detach-1024-float32-grad-contiguous-cpu-t1" in cases

@@ -169,9 +169,13 @@ def _same_commit(
 
 
 def _case_id(row: Any) -> str:
-    if _present(row.get("model")):
-        return ModuleCase(row["method"], row["model"], row["device"], int(row["threads"])).id
-    if _present(row.get("numel")):
+    """The case's id as the harnesses name it (``clone-1024-float32-grad-...-t1``) for the
+    grid's own benchmarks; otherwise asv's parameter list, e.g. ``1024, 'all'``."""
+    threads = row.get("threads")
+    threads = int(threads) if isinstance(threads, int | float) and _present(threads) else threads
+    if _present(row.get("model")) and _present(row.get("device")):
+        return ModuleCase(row["method"], row["model"], row["device"], threads).id
+    if all(_present(row.get(k)) for k in ("method", "numel", "dtype", "layout", "device")):
         return TensorCase(
             row["method"],
             int(row["numel"]),
@@ -179,8 +183,11 @@ def _case_id(row: Any) -> str:
             bool(row["requires_grad"]),
             row["layout"],
             row["device"],
-            int(row["threads"]),
+            threads,
         ).id
+    name = row.get("asv_name")
+    if isinstance(name, str) and name.endswith(")") and "(" in name:
+        return name[name.index("(") + 1 : -1]
     return str(row.get("method"))
 
 

@@ -95,10 +95,13 @@ def ratio_ci(
     rng = np.random.default_rng(seed)
     mb = np.median(b[rng.integers(0, b.size, size=(n_resamples, b.size))], axis=1)
     mh = np.median(h[rng.integers(0, h.size, size=(n_resamples, h.size))], axis=1)
-    ratios = mh / mb
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(ratios, [alpha, 1 - alpha])
-    return float(np.median(h) / np.median(b)), float(lo), float(hi)
+    # A zero median (a tracked count such as "bytes grown" or "slow fraction") has no ratio:
+    # inf or nan is the honest answer, without numpy's warnings on the way.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = mh / mb
+        alpha = (1 - confidence) / 2
+        lo, hi = np.quantile(ratios, [alpha, 1 - alpha])
+        return float(np.median(h) / np.median(b)), float(lo), float(hi)
 
 
 def mann_whitney_p(base: Sequence[float], head: Sequence[float]) -> float:
