@@ -18,21 +18,10 @@ $py -c 'import torch; print("GPU:", torch.cuda.get_device_name(0), "| torch", to
 $py -m pytest -q tests/test_cuda.py tests/test_semantics.py --junitxml="$out/cuda-tests.xml" | tee "$out/cuda-tests.txt"
 
 # asv with this interpreter, results under $out.
-conf="$out/asv.conf.json"
-$py - "$conf" "$out" <<'PY'
-import json, pathlib, sys
-conf, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-root = pathlib.Path.cwd()
-conf.write_text(json.dumps({
-    "version": 1, "project": "copybench", "repo": str(root), "branches": ["main"],
-    "environment_type": "virtualenv", "benchmark_dir": str(root / "benchmarks"),
-    "env_dir": str(out / "env"), "results_dir": str(out / "results"),
-    "html_dir": str(out / "html"), "launch_method": "forkserver",
-}))
-PY
+conf=$($py -c 'import pathlib, sys; from copybench.asvrun import config_copy; o = pathlib.Path(sys.argv[1]); print(config_copy(pathlib.Path.cwd(), o / "results", o / "html", o))' "$out")
 $py -m asv machine --yes --config "$conf" >/dev/null
 $py -m asv run --config "$conf" -E existing:same --set-commit-hash "$(git rev-parse HEAD)" \
-  --show-stderr \
+  --show-stderr --record-samples \
   --bench 'bench_cuda' --bench 'bench_transfer' \
   --bench "TensorCopy\.\w+\('(clone|clone_detach|detach_clone|copy_into)', \d+, 'float32', \w+, 'contiguous', 'cuda'" \
   --bench "ModuleCopy\.\w+\('(deepcopy_module|state_dict_snapshot|load_state_dict_existing)', '\w+', 'cuda'" \

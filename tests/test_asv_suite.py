@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from copybench.asvrun import Selection, bench_regexes
+from copybench.asvrun import Selection, bench_regexes, config_copy
 from copybench.results import ENV_SUFFIX, load_asv
 
 
@@ -58,20 +58,7 @@ def test_selection_regexes_pick_exactly_the_asked_cases():
 def small_run(root, tmp_path_factory):
     """A real asv run of a few cases into a temporary results folder."""
     tmp = tmp_path_factory.mktemp("asv")
-    conf = {
-        "version": 1,
-        "project": "copybench",
-        "repo": str(root),
-        "branches": ["main"],
-        "environment_type": "virtualenv",
-        "benchmark_dir": str(root / "benchmarks"),
-        "env_dir": str(tmp / "env"),
-        "results_dir": str(tmp / "results"),
-        "html_dir": str(tmp / "html"),
-        "launch_method": "forkserver",
-    }
-    config = tmp / "asv.conf.json"
-    config.write_text(json.dumps(conf))
+    config = config_copy(root, tmp / "results", tmp / "html", tmp)
     r = subprocess.run(
         [
             sys.executable,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from copybench.asvrun import Selection, bench_regexes
+from copybench.asvrun import Selection, bench_regexes, config_copy
 from copybench.report import build_report, plots, table
 from copybench.report.findings import findings
 from copybench.results import ENV_SUFFIX, load_results
@@ -29,21 +29,7 @@ MODULE_METHODS = ["deepcopy_module", "state_dict_snapshot"]
 
 
 def _config(root: Path, tmp: Path) -> Path:
-    conf = {
-        "version": 1,
-        "project": "copybench",
-        "repo": str(root),
-        "branches": ["main"],
-        "environment_type": "virtualenv",
-        "benchmark_dir": str(root / "benchmarks"),
-        "env_dir": str(tmp / "env"),
-        "results_dir": str(tmp / "results"),
-        "html_dir": str(tmp / "html"),
-        "launch_method": "forkserver",
-    }
-    config = tmp / "asv.conf.json"
-    config.write_text(json.dumps(conf))
-    return config
+    return config_copy(root, tmp / "results", tmp / "html", tmp)
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -71,7 +57,7 @@ def results(root, tmp_path_factory) -> Path:
     _run([*asv, "machine", "--yes", *machine], cwd=root, env=env)
     commit = _run(["git", "rev-parse", "HEAD"], cwd=root).stdout.strip()
     sel = Selection(methods=["clone_detach", "detach_clone"], sizes=[1024], dtypes=["float32"])
-    cmd = [*asv, "run", "--config", str(config), "--python=same", "--set-commit-hash", commit]
+    cmd = [*asv, "run", "--config", str(config), "-E", "existing:same", "--set-commit-hash", commit]
     cmd += ["--machine", EVIL_MACHINE, "--record-samples"]
     for regex in bench_regexes(sel):
         cmd += ["--bench", regex]

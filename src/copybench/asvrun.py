@@ -150,6 +150,23 @@ def results_dir(config: Path) -> Path:
     return config.parent / conf.get("results_dir", "results")
 
 
+def config_copy(root: Path, results: Path, html: Path, folder: Path) -> Path:
+    """A copy of the project's asv.conf.json, written into ``folder``, whose results and
+    HTML go to ``results`` and ``html`` (absolute paths, so the copy can live anywhere):
+    for runs that must not touch the project's own ``.asv/results``."""
+    conf = json.loads(strip_json_comments((root / "asv.conf.json").read_text()))
+    conf.update(
+        repo=str(root),
+        benchmark_dir=str(root / conf.get("benchmark_dir", "benchmarks")),
+        env_dir=str(root / conf.get("env_dir", "env")),
+        results_dir=str(results.resolve()),
+        html_dir=str(html.resolve()),
+    )
+    target = folder / "asv.conf.json"
+    target.write_text(json.dumps(conf, indent=2))
+    return target
+
+
 def strip_json_comments(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
 

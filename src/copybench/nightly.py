@@ -34,27 +34,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .asvrun import Selection, project_root, run_asv, strip_json_comments
+from .asvrun import Selection, config_copy, project_root, run_asv
 from .results import ENV_SUFFIX, ResultsError, read_env_sidecar
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def asv_config(root: Path, results: Path, html: Path, folder: Path) -> Path:
-    """A copy of the project's asv.conf.json whose results and HTML go where the nightly
-    keeps them (absolute paths, so the copy can live anywhere)."""
-    conf = json.loads(strip_json_comments((root / "asv.conf.json").read_text()))
-    conf.update(
-        repo=str(root),
-        benchmark_dir=str(root / conf.get("benchmark_dir", "benchmarks")),
-        env_dir=str(root / conf.get("env_dir", "env")),
-        results_dir=str(results.resolve()),
-        html_dir=str(html.resolve()),
-    )
-    target = folder / "asv.conf.json"
-    target.write_text(json.dumps(conf, indent=2))
-    return target
 
 
 def archive_night(results_file: Path, archive: Path) -> Path:
@@ -127,7 +111,7 @@ def confirm(
         if not still:
             break
         with tempfile.TemporaryDirectory(prefix="copybench-confirm-") as tmp:
-            config = asv_config(root, Path(tmp) / "results", Path(tmp) / "html", Path(tmp))
+            config = config_copy(root, Path(tmp) / "results", Path(tmp) / "html", Path(tmp))
             benches = ["^" + re.escape(name) + "$" for name in still]
             rerun = run_asv(Selection(), config=config, benches=benches)
             base, head = load_pair(previous, rerun)
@@ -194,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         with tempfile.TemporaryDirectory(prefix="copybench-nightly-") as tmp:
-            config = asv_config(root, args.results, args.html, Path(tmp))
+            config = config_copy(root, args.results, args.html, Path(tmp))
             before = nights(args.archive)
             results_file = run_asv(sel, config=config, extra=["--record-samples"])
             tonight = archive_night(results_file, args.archive)

@@ -25,6 +25,7 @@ CASE_KEYS = [
     "device",
     "threads",
     "model",
+    "host_memory",
 ]
 
 # The headline pair: the tracked clone and the untracked one.
@@ -49,6 +50,7 @@ CSV_COLUMNS = [
     "device",
     "threads",
     "model",
+    "host_memory",
     "status",
     "median",
     "q25",
