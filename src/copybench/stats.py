@@ -77,6 +77,21 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def _bootstrap_medians(
+    base: Sequence[float], head: Sequence[float], n_resamples: int, seed: int, who: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Both sample sets as arrays and ``n_resamples`` bootstrap medians of each, resampled
+    independently (the two sides are separate runs, not pairs)."""
+    b = np.asarray(base, dtype=float)
+    h = np.asarray(head, dtype=float)
+    if b.size == 0 or h.size == 0:
+        raise ValueError(f"{who} needs samples on both sides")
+    rng = np.random.default_rng(seed)
+    mb = np.median(b[rng.integers(0, b.size, size=(n_resamples, b.size))], axis=1)
+    mh = np.median(h[rng.integers(0, h.size, size=(n_resamples, h.size))], axis=1)
+    return b, h, mb, mh
+
+
 def ratio_ci(
     base: Sequence[float],
     head: Sequence[float],
@@ -88,13 +103,7 @@ def ratio_ci(
 
     Returns (ratio, ci_low, ci_high).
     """
-    b = np.asarray(base, dtype=float)
-    h = np.asarray(head, dtype=float)
-    if b.size == 0 or h.size == 0:
-        raise ValueError("ratio_ci needs samples on both sides")
-    rng = np.random.default_rng(seed)
-    mb = np.median(b[rng.integers(0, b.size, size=(n_resamples, b.size))], axis=1)
-    mh = np.median(h[rng.integers(0, h.size, size=(n_resamples, h.size))], axis=1)
+    b, h, mb, mh = _bootstrap_medians(base, head, n_resamples, seed, "ratio_ci")
     # A zero median (a tracked count such as "bytes grown" or "slow fraction") has no ratio:
     # inf or nan is the honest answer, without numpy's warnings on the way.
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -138,13 +147,7 @@ def difference_ci(
     The absolute companion of :func:`ratio_ci` (what an overhead costs in seconds, not in
     percent).  Returns (difference, ci_low, ci_high).
     """
-    b = np.asarray(base, dtype=float)
-    h = np.asarray(head, dtype=float)
-    if b.size == 0 or h.size == 0:
-        raise ValueError("difference_ci needs samples on both sides")
-    rng = np.random.default_rng(seed)
-    mb = np.median(b[rng.integers(0, b.size, size=(n_resamples, b.size))], axis=1)
-    mh = np.median(h[rng.integers(0, h.size, size=(n_resamples, h.size))], axis=1)
+    b, h, mb, mh = _bootstrap_medians(base, head, n_resamples, seed, "difference_ci")
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(mh - mb, [alpha, 1 - alpha])
     return float(np.median(h) - np.median(b)), float(lo), float(hi)
