@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from copybench.asvrun import environment_info
-from copybench.nightly import asv_config
+from copybench.asvrun import config_copy, environment_info
 from copybench.results import write_env_sidecar
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,7 +183,7 @@ def asv_two_envs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[s
     if other is None:
         pytest.skip("needs a second name for this interpreter to make a second asv env")
     d = tmp_path_factory.mktemp("asv")
-    config = asv_config(ROOT, d / "results", d / "html", d)
+    config = config_copy(ROOT, d / "results", d / "html", d)
     regex = r"bench_tensor_copy\.TensorCopy\.time_tensor_copy\('clone', 32768, 'float32'"
     envs = []
     for python in ("same", str(other)):
