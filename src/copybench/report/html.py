@@ -129,6 +129,7 @@ def tidy_table(df: pd.DataFrame) -> str:
             "device",
             "threads",
             "model",
+            "host_memory",
             "median",
             "iqr",
             "n_samples",
