@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The noise study of issue 5, rerunnable: the tracked-clone overhead estimated in 8 fresh
-# processes per method (paired vs independent medians, 0.4 s each per size), then the
-# instruction-count overhead from 3 Valgrind runs.  Run it on an otherwise idle machine;
+# The noise study of issue 5, rerunnable: the tracked-clone overhead estimated 8 times per
+# method, each in fresh processes, 0.4 s of measurement per size each time: `copybench
+# overhead` as shipped (paired, spread over 8 worker processes), the same paired measurement
+# in one process, and independent medians; then the instruction-count overhead from 3
+# Valgrind runs.  About 3.5 minutes.  Run it on an otherwise idle machine;
 # extra arguments go to `copybench noise-study` (e.g. --affinity 1, --threads all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,11 +14,11 @@ mkdir -p reports
 import json
 
 d = json.load(open("reports/noise-study.json"))
-print(f"{'numel':>10}  {'method':<12} {'min %':>7} {'median %':>9} {'max %':>7} {'spread':>7}")
+print(f"{'numel':>10}  {'method':<19} {'min %':>7} {'median %':>9} {'max %':>7} {'spread':>7}")
 for r in d["overhead"]:
-    for m in ("paired", "independent"):
+    for m in ("paired", "paired_one_process", "independent"):
         x = r[m]
-        print(f"{r['numel']:>10,}  {m:<12} {x['min_pct']:>7.1f} {x['median_pct']:>9.1f} "
+        print(f"{r['numel']:>10,}  {m:<19} {x['min_pct']:>7.1f} {x['median_pct']:>9.1f} "
               f"{x['max_pct']:>7.1f} {x['spread_pts']:>7.1f}")
 for numel, x in (d["instructions"] or {}).get("by_size", {}).items():
     print(f"{int(numel):>10,}  instructions overhead {x['overhead']} spread {x['spread_pct']:.3f}%")

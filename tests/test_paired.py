@@ -12,6 +12,9 @@ from copybench import stats
 from copybench.cli import main
 from copybench.paired import (
     PAIRS,
+    PairedResult,
+    combine_workers,
+    measure_in_workers,
     measure_paired,
     prepare_tensor_pair,
     tracked_clone_overhead,
@@ -61,6 +64,68 @@ def test_tracked_clone_costs_more_at_small_sizes():
         assert key in d
 
 
+def test_workers_pool_quads_from_fresh_processes():
+    (r,) = measure_in_workers([1024], 2, budget=0.4)
+    assert r.workers == 2 and len(r.worker_overhead_pct) == 2
+    assert (r.base, r.head) == PAIRS["tracked_clone"]
+    assert r.n_pairs == len(r.ratios) == len(r.base_times) >= 4
+    assert r.overhead_pct > 5 and r.ci_low_pct <= r.overhead_pct <= r.ci_high_pct
+    # Each worker measures for its share of the budget (about 0.4 s in all, where the
+    # whole budget per worker would be 0.8 s).
+    assert 0.35 < r.seconds < 0.6
+
+
+def _result(ratios: list[float], base: float = 1e-6) -> PairedResult:
+    return PairedResult(
+        base="a",
+        head="b",
+        ratio=stats.median(ratios),
+        ratio_low=min(ratios),
+        ratio_high=max(ratios),
+        overhead_ns=0.0,
+        overhead_ns_low=0.0,
+        overhead_ns_high=0.0,
+        base_ns=base * 1e9,
+        head_ns=base * 1e9,
+        n_pairs=len(ratios),
+        calls_per_block=10,
+        threads=1,
+        device="cpu",
+        seconds=0.05,
+        ratios=tuple(ratios),
+        base_times=(base,) * len(ratios),
+        head_times=tuple(base * q for q in ratios),
+    )
+
+
+def test_combine_workers_pools_quads_and_resamples_whole_processes():
+    # Two processes, each perfectly consistent within itself, 10 points apart.
+    low, high = _result([1.10] * 20), _result([1.20] * 20)
+    r = combine_workers([low, high, low, high])
+    assert r.workers == 4 and r.n_pairs == 80 and r.seconds == pytest.approx(0.2)
+    assert r.worker_overhead_pct == pytest.approx((10, 20, 10, 20))
+    assert 1.10 <= r.ratio <= 1.20
+    assert r.overhead_ns == pytest.approx(stats.median([100.0] * 40 + [200.0] * 40))
+    # Quads are not independent across processes: the CI must span the processes'
+    # disagreement, where an order-statistics CI over the 80 pooled ratios would not.
+    assert r.ratio_low == pytest.approx(1.10) and r.ratio_high == pytest.approx(1.20)
+    with pytest.raises(ValueError):
+        combine_workers([low, PairedResult(**{**low.__dict__, "threads": 2})])
+
+
+def test_paired_result_round_trips_through_json():
+    r = _result([1.1, 1.2, 1.3])
+    back = PairedResult.from_dict(json.loads(json.dumps(r.as_dict(samples=True))))
+    assert back == r
+
+
+def test_clustered_median_ci_of_one_group_is_the_order_statistics_ci():
+    xs = [float(i) for i in range(30)]
+    assert stats.clustered_median_ci([xs]) == (stats.median(xs), *stats.median_ci(xs))
+    with pytest.raises(ValueError):
+        stats.clustered_median_ci([[], []])
+
+
 def test_threads_all_resolves_to_the_cores_available():
     import os
 
@@ -88,11 +153,13 @@ def test_split_modes_finds_a_slow_mode_and_ignores_unimodal_samples():
 
 
 def test_overhead_cli_json(capsys):
-    assert main(["overhead", "--sizes", "1024", "--budget", "0.1", "--json"]) == 0
+    argv = ["overhead", "--sizes", "1024", "--budget", "0.1", "--workers", "2", "--json"]
+    assert main(argv) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["numel"] for r in rows] == [1024]
     for key in ("numel", "overhead_pct", "ci_low_pct", "ci_high_pct", "overhead_ns", "threads"):
         assert key in rows[0]
+    assert rows[0]["workers"] == 2 and len(rows[0]["worker_overhead_pct"]) == 2
     assert rows[0]["ci_low_pct"] <= rows[0]["overhead_pct"] <= rows[0]["ci_high_pct"]
 
 
@@ -104,6 +171,7 @@ def test_overhead_cli_json(capsys):
         ["overhead", "--dtype", "int8"],
         ["overhead", "--device", "tpu"],
         ["overhead", "--threads", "0"],
+        ["overhead", "--workers", "0"],
         ["noise-study", "--processes", "1"],
     ]
     + ([] if torch.cuda.is_available() else [["overhead", "--device", "cuda"]]),
@@ -115,6 +183,11 @@ def test_bad_input_exits_2_with_one_line(argv, capsys):
 
 
 def test_noise_study_runs_fresh_processes(capsys):
-    assert main(["noise-study", "--processes", "2", "--sizes", "1024", "--budget", "0.05"]) == 0
-    out = capsys.readouterr().out
-    assert "paired" in out and "independent" in out
+    argv = ["noise-study", "--processes", "2", "--sizes", "1024", "--budget", "0.05"]
+    assert main([*argv, "--workers", "2", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["overhead"]
+    assert row["workers"] == 2
+    for method in ("paired", "paired_one_process", "independent"):
+        assert len(row[method]["estimates_pct"]) == 2
+        assert row[method]["spread_pts"] >= 0
+    assert row["paired"]["median_pct"] > 5

@@ -90,3 +90,44 @@ def test_a_change_not_clearly_beyond_the_threshold_is_not_significant() -> None:
     c = stats.change(base, head)
     assert c.ratio > 1.05 and c.p < 0.05 and c.ci_low < 1.05
     assert stats.verdict(c) == "not significant"
+
+
+def test_a_deterministic_measure_needs_no_samples_to_regress() -> None:
+    # One instruction count per side: a timing verdict could never call it significant.
+    c = stats.change([4517.0], [4970.0])
+    assert stats.verdict(c) == "not significant"
+    assert stats.verdict(c, deterministic=True) == "regressed"
+    assert stats.verdict(stats.change([4517.0], [4100.0]), deterministic=True) == "improved"
+    assert stats.verdict(stats.change([4517.0], [4520.0]), deterministic=True) == "unchanged"
+
+
+def test_compare_gates_instruction_counts_on_one_value_per_side() -> None:
+    import pandas as pd
+
+    from copybench.compare import compare
+
+    def frame(tracked: float, seconds: float) -> pd.DataFrame:
+        rows = [
+            ("track_instructions_tracked_clone", "instructions", tracked),
+            ("time_clone", "seconds", seconds),
+        ]
+        return pd.DataFrame(
+            [
+                {
+                    "metric": metric,
+                    "status": "ok",
+                    "unit": unit,
+                    "median": value,
+                    "samples": None,
+                    "asv_name": f"bench.{metric}(1024)",
+                }
+                for metric, unit, value in rows
+            ]
+        )
+
+    table = compare(frame(4517.0, 1e-6), frame(4970.0, 2e-6)).set_index("benchmark")
+    # +10% instructions is a regression; +100% on one timing sample is not evidence.
+    assert table.loc["track_instructions_tracked_clone", "verdict"] == "regressed"
+    assert table.loc["time_clone", "verdict"] == "not significant"
+    table = compare(frame(4517.0, 1e-6), frame(4520.0, 1e-6)).set_index("benchmark")
+    assert set(table["verdict"]) == {"unchanged"}

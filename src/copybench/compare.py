@@ -209,6 +209,12 @@ def _indexed(df: pd.DataFrame, side: str) -> pd.DataFrame:
     return ok.set_index(["metric", "case"])
 
 
+# Units of measures that repeat exactly (callgrind instruction counts: 0.000% spread over
+# runs and invocations, see copybench.instructions): a change beyond the threshold is real
+# without samples or a significance test.
+DETERMINISTIC_UNITS = frozenset({"instructions"})
+
+
 def compare(
     base: pd.DataFrame, head: pd.DataFrame, threshold: float = 0.05, alpha: float = 0.05
 ) -> pd.DataFrame:
@@ -255,7 +261,13 @@ def compare(
                 "p": p,
                 "n_base": c.n_base,
                 "n_head": c.n_head,
-                "verdict": stats.verdict(c, threshold=threshold, alpha=alpha, p=p),
+                "verdict": stats.verdict(
+                    c,
+                    threshold=threshold,
+                    alpha=alpha,
+                    p=p,
+                    deterministic=r["unit"] in DETERMINISTIC_UNITS,
+                ),
             }
         )
     table = pd.DataFrame(out)

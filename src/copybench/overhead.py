@@ -5,16 +5,18 @@ far repeated estimates of it disagree.
 ``x.clone().detach()`` costs over ``x.detach().clone()`` per size, or with
 ``--instructions`` the callgrind instruction counts (:mod:`copybench.instructions`).
 
-``noise-study`` answers "can this number gate a build?": it repeats the estimate in N fresh
-processes (fresh allocator, address layout and caches; run one after another, never
-concurrently) and prints, per size, the spread (max - min) of the paired estimate beside
-that of the usual alternative at the same time budget, two independent medians from
-``torch.utils.benchmark``'s ``blocked_autorange``.
+``noise-study`` answers "can this number gate a build?": it repeats the estimate N times in
+fresh processes (fresh allocator, address layout and caches; run one after another, never
+concurrently) and prints, per size, the spread (max - min) of ``overhead`` as shipped
+(spread over worker processes) beside the same paired measurement in one process and the
+usual alternative, two independent medians from ``torch.utils.benchmark``'s
+``blocked_autorange``, all at the same time budget.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -59,6 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(s: argparse.ArgumentParser, sizes: tuple[int, ...], budget: float) -> None:
+    from .paired import DEFAULT_WORKERS
+
     s.add_argument(
         "--sizes",
         nargs="+",
@@ -76,6 +80,14 @@ def _common(s: argparse.ArgumentParser, sizes: tuple[int, ...], budget: float) -
         help=f"measurement time per size (default {budget})",
     )
     s.add_argument("--threads", default="1", help="intra-op threads: a number or 'all' (default 1)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help=f"fresh processes the budget is spread over (default {DEFAULT_WORKERS}; "
+        "1 measures in this process)",
+    )
     s.add_argument(
         "--affinity",
         default=None,
@@ -144,6 +156,8 @@ def _check(args: argparse.Namespace, default_sizes: tuple[int, ...]) -> list[int
     _threads(args.threads)
     if not args.budget > 0:
         raise CaseError(f"budget must be positive, got {args.budget}")
+    if args.workers < 1:
+        raise CaseError(f"workers must be at least 1, got {args.workers}")
     return sizes
 
 
@@ -151,18 +165,26 @@ def _check(args: argparse.Namespace, default_sizes: tuple[int, ...]) -> list[int
 
 
 def measure_sizes(
-    sizes: list[int], dtype: str, device: str, threads: int | str, budget: float
+    sizes: list[int], dtype: str, device: str, threads: int | str, budget: float, workers: int
 ) -> list[dict[str, Any]]:
     """One paired estimate per size, as the JSON objects ``overhead --json`` prints."""
-    from .paired import tracked_clone_overhead
+    from .paired import measure_in_workers, tracked_clone_overhead
 
-    rows = []
-    for numel in sizes:
-        r = tracked_clone_overhead(
-            numel, dtype=dtype, device=device, threads=threads, budget=budget
+    if workers > 1:
+        results = measure_in_workers(
+            sizes, workers, dtype=dtype, device=device, threads=threads, budget=budget
         )
-        rows.append({"numel": numel, "dtype": dtype, "budget_s": budget, **r.as_dict()})
-    return rows
+    else:
+        results = [
+            tracked_clone_overhead(
+                numel, dtype=dtype, device=device, threads=threads, budget=budget
+            )
+            for numel in sizes
+        ]
+    return [
+        {"numel": numel, "dtype": dtype, "budget_s": budget, **r.as_dict()}
+        for numel, r in zip(sizes, results, strict=True)
+    ]
 
 
 def instruction_rows(sizes: list[int], dtype: str) -> list[dict[str, Any]]:
@@ -215,24 +237,28 @@ def cmd_overhead(args: argparse.Namespace) -> int:
 
     sizes = _check(args, OVERHEAD_SIZES)
     _affinity(args.affinity)
-    rows = measure_sizes(sizes, args.dtype, args.device, _threads(args.threads), args.budget)
+    rows = measure_sizes(
+        sizes, args.dtype, args.device, _threads(args.threads), args.budget, args.workers
+    )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(
         f"clone().detach() over detach().clone(), {args.dtype}, requires_grad, {args.device}, "
-        f"{rows[0]['threads']} thread(s), {args.budget:g} s per size"
+        f"{rows[0]['threads']} thread(s), {args.budget:g} s per size over "
+        f"{args.workers} process(es)"
     )
     print(
         f"{'numel':>10} {'untracked':>11} {'overhead':>9} {'95% CI':>17} {'overhead':>10} "
-        f"{'pairs':>6}"
+        f"{'pairs':>6} {'per process':>14}"
     )
     for r in rows:
         flag = "  unstable" if r["unstable"] else ""
+        each = r["worker_overhead_pct"] or [r["overhead_pct"]]
         print(
             f"{r['numel']:>10,} {r['base_ns']:>9,.0f}ns {r['overhead_pct']:>8.1f}% "
             f"[{r['ci_low_pct']:>6.1f}, {r['ci_high_pct']:>6.1f}]% {r['overhead_ns']:>8,.0f}ns "
-            f"{r['n_pairs']:>6}{flag}"
+            f"{r['n_pairs']:>6} {min(each):>6.1f}-{max(each):>5.1f}%{flag}"
         )
     return 0
 
@@ -241,8 +267,9 @@ def cmd_overhead(args: argparse.Namespace) -> int:
 
 
 def _child(argv: list[str]) -> int:
-    """One process of the noise study: per size, the paired and the independent estimate
-    at the same budget (their order alternating between processes)."""
+    """One process of the noise study: per size, the paired estimate measured in this one
+    process and the independent estimate, at the same budget (their order alternating
+    between processes)."""
     p = argparse.ArgumentParser()
     p.add_argument("--sizes", nargs="+", type=int)
     p.add_argument("--device")
@@ -265,12 +292,27 @@ def _child(argv: list[str]) -> int:
         for step in ("paired", "independent") if a.paired_first else ("independent", "paired"):
             if step == "paired":
                 r = paired_overhead(pair, a.budget)
-                row.update(paired=r.overhead_pct, ci_low=r.ci_low_pct, ci_high=r.ci_high_pct)
+                row["paired_one_process"] = r.overhead_pct
             else:
                 row["independent"] = measure_independent(pair.base, pair.head, budget=a.budget)
         out.append(row)
     print(json.dumps(out))
     return 0
+
+
+# The noise study's methods, in the order it prints them.
+STUDY_METHODS: dict[str, str] = {
+    "paired": "copybench overhead (paired, {workers} processes)",
+    "paired_one_process": "paired, all in one process",
+    "independent": "independent medians (blocked_autorange)",
+}
+
+
+def _run_child(cmd: list[str]) -> list[dict[str, Any]]:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"noise-study child failed: {proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout)
 
 
 def noise_study(
@@ -281,14 +323,19 @@ def noise_study(
     device: str = "cpu",
     threads: int | str = 1,
     budget: float = 0.4,
+    workers: int = 8,
     affinity: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the overhead estimate in ``processes`` fresh processes, one after another.
+    """Repeat the overhead estimate ``processes`` times, each in fresh processes, one
+    after another: ``copybench overhead`` as shipped (its budget over ``workers`` fresh
+    processes) and, in one further fresh process, the same paired measurement without
+    workers and the independent medians, all at the same budget per size.
 
     Returns one object per size: the estimates of each method (percent), their spread and
-    range, and the paired CIs' median width.
+    range, and the shipped estimate's median CI width.
     """
     from . import stats
+    from .paired import measure_in_workers
 
     runs = []
     for i in range(processes):
@@ -297,15 +344,33 @@ def noise_study(
         cmd += ["--threads", str(threads), "--paired-first", str(1 - i % 2)]
         if affinity:
             cmd += ["--affinity", affinity]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode:
-            raise RuntimeError(f"noise-study child failed: {proc.stderr.strip()[-500:]}")
-        runs.append(json.loads(proc.stdout))
+        shipped = functools.partial(
+            measure_in_workers,
+            sizes,
+            workers,
+            dtype=dtype,
+            device=device,
+            threads=threads,
+            budget=budget,
+        )
+        # Alternate which comes first, as the child alternates its two.
+        if i % 2:
+            one, many = _run_child(cmd), shipped()
+        else:
+            many, one = shipped(), _run_child(cmd)
+        for row, r in zip(one, many, strict=True):
+            row.update(paired=r.overhead_pct, ci_low=r.ci_low_pct, ci_high=r.ci_high_pct)
+        runs.append(one)
     rows = []
     for j, numel in enumerate(sizes):
         per = [run[j] for run in runs]
-        row: dict[str, Any] = {"numel": numel, "processes": processes, "budget_s": budget}
-        for method in ("paired", "independent"):
+        row: dict[str, Any] = {
+            "numel": numel,
+            "processes": processes,
+            "workers": workers,
+            "budget_s": budget,
+        }
+        for method in STUDY_METHODS:
             values = [p[method] for p in per]
             row[method] = {
                 "estimates_pct": values,
@@ -334,6 +399,7 @@ def cmd_noise_study(args: argparse.Namespace) -> int:
         device=args.device,
         threads=_threads(args.threads),
         budget=args.budget,
+        workers=args.workers,
         affinity=args.affinity,
     )
     instr = _instruction_repeats(args.instruction_repeats, args.dtype)
@@ -345,18 +411,14 @@ def cmd_noise_study(args: argparse.Namespace) -> int:
         f"size per method, {args.dtype}, requires_grad, {args.device}, threads {args.threads}"
     )
     print(
-        f"{'numel':>10}  {'method':<42} {'min %':>7} {'median %':>9} {'max %':>7} "
+        f"{'numel':>10}  {'method':<46} {'min %':>7} {'median %':>9} {'max %':>7} "
         f"{'spread (pts)':>13}"
     )
-    label = {
-        "paired": "paired, ABBA ~2 ms blocks",
-        "independent": "independent medians (blocked_autorange)",
-    }
     for r in rows:
-        for m in ("paired", "independent"):
+        for m, label in STUDY_METHODS.items():
             d = r[m]
             print(
-                f"{r['numel']:>10,}  {label[m]:<42} {d['min_pct']:>7.1f} "
+                f"{r['numel']:>10,}  {label.format(workers=args.workers):<46} {d['min_pct']:>7.1f} "
                 f"{d['median_pct']:>9.1f} {d['max_pct']:>7.1f} {d['spread_pts']:>13.1f}"
             )
     if instr:

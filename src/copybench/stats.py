@@ -208,7 +208,13 @@ def holm_adjust(pvalues: Sequence[float]) -> list[float]:
     return out.tolist()
 
 
-def verdict(c: Change, threshold: float = 0.05, alpha: float = 0.05, p: float | None = None) -> str:
+def verdict(
+    c: Change,
+    threshold: float = 0.05,
+    alpha: float = 0.05,
+    p: float | None = None,
+    deterministic: bool = False,
+) -> str:
     """One of VERDICTS.
 
     "unchanged": the ratio is within ``threshold`` (either way), significant or not.
@@ -217,9 +223,14 @@ def verdict(c: Change, threshold: float = 0.05, alpha: float = 0.05, p: float | 
     the whole CI of the ratio lies above ``1 + threshold`` (or below its reciprocal).
     "not significant": the point estimate is beyond the threshold but the samples cannot
     tell it from noise, or from a change within the threshold (or there are too few).
+
+    A ``deterministic`` measure (an instruction count, identical from run to run) has no
+    noise to test against: one value per side decides, by the threshold alone.
     """
     if 1 / (1 + threshold) <= c.ratio <= 1 + threshold:
         return "unchanged"
+    if deterministic:
+        return "regressed" if c.ratio > 1 else "improved"
     p = c.p if p is None else p
     significant = (not np.isnan(p)) and p < alpha
     if significant and c.ci_low > 1 + threshold:
@@ -307,6 +318,34 @@ def paired_difference_ci(
     diffs = h - b
     lo, hi = median_ci(diffs, confidence)
     return median(diffs), lo, hi
+
+
+def clustered_median_ci(
+    groups: Sequence[Sequence[float]],
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Median of the pooled samples of several groups, with a CI that respects the groups.
+
+    Samples from one process share that process's memory layout, so they are not
+    independent: an order-statistics CI over the pooled samples would be as narrow as if
+    they were, and too narrow.  The CI here is a cluster bootstrap (resample whole groups
+    with replacement, pool, take the median; percentile interval).  With one group it is
+    :func:`median_ci` of that group.  Returns (median, ci_low, ci_high).
+    """
+    arrays = [np.asarray(g, dtype=float) for g in groups if len(g)]
+    if not arrays:
+        raise ValueError("clustered_median_ci of no samples")
+    pooled = np.concatenate(arrays)
+    if len(arrays) == 1:
+        return (median(pooled), *median_ci(pooled, confidence))
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(arrays), size=(n_resamples, len(arrays)))
+    medians = [float(np.median(np.concatenate([arrays[i] for i in row]))) for row in picks]
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(medians, [alpha, 1 - alpha])
+    return median(pooled), float(lo), float(hi)
 
 
 def spread(values: Sequence[float]) -> float:
