@@ -92,7 +92,7 @@ def _common(s: argparse.ArgumentParser, sizes: tuple[int, ...], budget: float) -
         "--affinity",
         default=None,
         metavar="CPU[,CPU...]",
-        help="pin the measuring process to these CPUs (Linux)",
+        help="pin the measuring processes to these CPUs (Linux; workers inherit it)",
     )
 
 
@@ -392,6 +392,8 @@ def cmd_noise_study(args: argparse.Namespace) -> int:
     sizes = _check(args, OVERHEAD_SIZES)
     if args.processes < 2:
         raise CaseError("a noise study needs at least 2 processes")
+    # Pinned here, every process the study starts inherits the pinning.
+    _affinity(args.affinity)
     rows = noise_study(
         sizes,
         args.processes,
@@ -407,8 +409,9 @@ def cmd_noise_study(args: argparse.Namespace) -> int:
         print(json.dumps({"overhead": rows, "instructions": instr}, indent=2))
         return 0
     print(
-        f"tracked-clone overhead in {args.processes} fresh processes, {args.budget:g} s per "
-        f"size per method, {args.dtype}, requires_grad, {args.device}, threads {args.threads}"
+        f"tracked-clone overhead, {args.processes} repetitions in fresh processes, "
+        f"{args.budget:g} s per size per method, {args.dtype}, requires_grad, {args.device}, "
+        f"threads {args.threads}"
     )
     print(
         f"{'numel':>10}  {'method':<46} {'min %':>7} {'median %':>9} {'max %':>7} "
