@@ -20,6 +20,8 @@ for r in d["overhead"]:
         x = r[m]
         print(f"{r['numel']:>10,}  {m:<19} {x['min_pct']:>7.1f} {x['median_pct']:>9.1f} "
               f"{x['max_pct']:>7.1f} {x['spread_pts']:>7.1f}")
+longest = max(r["paired"]["max_measured_s"] for r in d["overhead"])
+print(f"copybench overhead (paired): at most {longest:.3f} s of measurement per size")
 for numel, x in (d["instructions"] or {}).get("by_size", {}).items():
     print(f"{int(numel):>10,}  instructions overhead {x['overhead']} spread {x['spread_pct']:.3f}%")
 PY

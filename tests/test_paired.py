@@ -191,3 +191,4 @@ def test_noise_study_runs_fresh_processes(capsys):
         assert len(row[method]["estimates_pct"]) == 2
         assert row[method]["spread_pts"] >= 0
     assert row["paired"]["median_pct"] > 5
+    assert 0 < row["paired"]["max_measured_s"] < 1
