@@ -171,8 +171,9 @@ def measure_paired(
     confidence: float = 0.95,
     names: tuple[str, str] = ("base", "head"),
 ) -> PairedResult:
-    """Time ``base`` and ``head`` interleaved for about ``budget`` seconds (calibration
-    included); the result says how much more ``head`` costs.
+    """Time ``base`` and ``head`` interleaved for at most ``budget`` seconds, calibration
+    included (unless ``min_pairs`` quads take longer); the result says how much more
+    ``head`` costs.
 
     Both callables must already be prepared (inputs built and touched) and warmed up; the
     thread count in force is recorded, not changed.  The garbage collector is paused while
@@ -195,7 +196,10 @@ def measure_paired(
         n = calls_per_block(bases[0], heads[0], device, block_seconds)
         a_times: list[float] = []
         b_times: list[float] = []
-        while len(a_times) < min_pairs or time.perf_counter() < deadline:
+        # The budget is a cap: a quad starts only if one more (as long as the last) fits.
+        quad = 0.0
+        while len(a_times) < min_pairs or time.perf_counter() + quad <= deadline:
+            quad_start = time.perf_counter()
             base, head = bases[len(a_times) % len(bases)], heads[len(a_times) % len(heads)]
             if len(bases) > 1:
                 # Untimed, once each: the quad's first block must not be the one that brings
@@ -208,6 +212,7 @@ def measure_paired(
             a2 = time_block(base, n, device)
             a_times.append((a1 + a2) / (2 * n))
             b_times.append((b1 + b2) / (2 * n))
+            quad = time.perf_counter() - quad_start
     finally:
         if gc_was_enabled:
             gc.enable()
