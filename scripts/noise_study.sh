@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The noise study of issue 5, rerunnable: the tracked-clone overhead estimated 8 times per
-# method, each in fresh processes, 0.4 s of measurement per size each time: `copybench
-# overhead` as shipped (paired, spread over 8 worker processes), the same paired measurement
-# in one process, and independent medians; then the instruction-count overhead from 3
-# Valgrind runs.  About 3.5 minutes.  Run it on an otherwise idle machine;
+# method, each in fresh processes, at most 0.5 s of measurement per size each time:
+# `copybench overhead` as shipped (paired, spread over 16 worker processes), the same paired
+# measurement in one process, and independent medians; then the instruction-count overhead
+# from 3 Valgrind runs.  About 5.5 minutes.  Run it on an otherwise idle machine;
 # extra arguments go to `copybench noise-study` (e.g. --affinity 1, --threads all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p reports
-.venv/bin/copybench noise-study --processes 8 --budget 0.4 --instruction-repeats 3 --json "$@" \
+.venv/bin/copybench noise-study --processes 8 --budget 0.5 --instruction-repeats 3 --json "$@" \
     > reports/noise-study.json
 .venv/bin/python - <<'PY'
 import json

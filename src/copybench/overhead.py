@@ -322,8 +322,8 @@ def noise_study(
     dtype: str = "float32",
     device: str = "cpu",
     threads: int | str = 1,
-    budget: float = 0.4,
-    workers: int = 8,
+    budget: float | None = None,
+    workers: int | None = None,
     affinity: str | None = None,
 ) -> list[dict[str, Any]]:
     """Repeat the overhead estimate ``processes`` times, each in fresh processes, one
@@ -335,8 +335,10 @@ def noise_study(
     range, and the shipped estimate's median CI width.
     """
     from . import stats
-    from .paired import measure_in_workers
+    from .paired import DEFAULT_BUDGET, DEFAULT_WORKERS, measure_in_workers
 
+    budget = DEFAULT_BUDGET if budget is None else budget
+    workers = DEFAULT_WORKERS if workers is None else workers
     runs = []
     for i in range(processes):
         cmd = [sys.executable, "-m", "copybench.overhead", "--sizes", *map(str, sizes)]

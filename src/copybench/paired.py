@@ -62,7 +62,7 @@ BLOCK_SECONDS = 0.002
 # Sources a tensor pair rotates over (see prepare_tensor_pair), within this many bytes.
 ROTATE_SOURCES = 8
 ROTATE_BYTES = 64 * 2**20
-DEFAULT_BUDGET = 0.4
+DEFAULT_BUDGET = 0.5
 MIN_PAIRS = 8
 
 
