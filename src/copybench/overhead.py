@@ -77,7 +77,7 @@ def _common(s: argparse.ArgumentParser, sizes: tuple[int, ...], budget: float) -
         type=float,
         default=budget,
         metavar="SECONDS",
-        help=f"measurement time per size (default {budget})",
+        help=f"most measurement time per size, calibration included (default {budget})",
     )
     s.add_argument("--threads", default="1", help="intra-op threads: a number or 'all' (default 1)")
     s.add_argument(
