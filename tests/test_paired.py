@@ -136,7 +136,7 @@ def test_threads_all_resolves_to_the_cores_available():
 def test_paired_ratio_ci_is_the_median_of_pair_ratios():
     base = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
     head = [b * 1.25 for b in base]
-    ratio, lo, hi = stats.paired_ratio_ci(base, head)
+    ratio, lo, hi = stats.paired_ratio_ci([base], [head])
     assert ratio == pytest.approx(1.25) and lo == pytest.approx(1.25) and hi == pytest.approx(1.25)
     # Independent medians of the same numbers would see the 256x range, not the pairing.
     assert stats.ratio_ci(base, head)[2] > 2

@@ -17,7 +17,7 @@ interleaved micro-benchmarks generally):
 * One **ratio per quad**, (B1 + B2) / (A1 + A2): what the machine did in those 8 ms is common
   to both sides and divides out.
 * The **median of the ratios** is the estimate (an interrupt spoils a few quads, not the
-  answer), with a distribution-free confidence interval from order statistics
+  answer), with a distribution-free confidence interval
   (:func:`copybench.stats.paired_ratio_ci`).
 * For ``copybench overhead`` the budget is spread over several **fresh processes**
   (:func:`measure_in_workers`), whose quads are pooled: at 256 KiB a process's memory
@@ -32,7 +32,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -217,8 +217,27 @@ def measure_paired(
         if gc_was_enabled:
             gc.enable()
     elapsed = time.perf_counter() - start
-    ratio, r_lo, r_hi = stats.paired_ratio_ci(a_times, b_times, confidence)
-    diff, d_lo, d_hi = stats.paired_difference_ci(a_times, b_times, confidence)
+    return _paired_result(
+        names, str(device), torch.get_num_threads(), n, elapsed, [a_times], [b_times], confidence
+    )
+
+
+def _paired_result(
+    names: tuple[str, str],
+    device: str,
+    threads: int,
+    calls_per_block: int,
+    seconds: float,
+    base_times: Sequence[Sequence[float]],
+    head_times: Sequence[Sequence[float]],
+    confidence: float,
+) -> PairedResult:
+    """The result of quads from one process or several (one sequence of per-call times per
+    process and side); the statistics say how the processes are weighed."""
+    ratio, r_lo, r_hi = stats.paired_ratio_ci(base_times, head_times, confidence)
+    diff, d_lo, d_hi = stats.paired_difference_ci(base_times, head_times, confidence)
+    a_times = [t for ts in base_times for t in ts]
+    b_times = [t for ts in head_times for t in ts]
     return PairedResult(
         base=names[0],
         head=names[1],
@@ -231,13 +250,14 @@ def measure_paired(
         base_ns=stats.median(a_times) * 1e9,
         head_ns=stats.median(b_times) * 1e9,
         n_pairs=len(a_times),
-        calls_per_block=n,
-        threads=torch.get_num_threads(),
-        device=str(device),
-        seconds=elapsed,
+        calls_per_block=calls_per_block,
+        threads=threads,
+        device=device,
+        seconds=seconds,
         ratios=tuple(b / a for a, b in zip(a_times, b_times, strict=True)),
         base_times=tuple(a_times),
         head_times=tuple(b_times),
+        workers=len(base_times),
     )
 
 
@@ -352,17 +372,10 @@ def tracked_clone_overhead(
     device: str = "cpu",
     threads: int | str = DEFAULT_THREADS,
     budget: float = DEFAULT_BUDGET,
-    workers: int = 1,
 ) -> PairedResult:
     """The headline figure: ``x.clone().detach()`` over ``x.detach().clone()`` for a leaf
     that requires grad (without grad there is no autograd node to build and nothing to
-    measure).  ``workers=1`` measures in this process; more spreads ``budget`` over that
-    many fresh processes (:func:`measure_in_workers`)."""
-    if workers > 1:
-        (result,) = measure_in_workers(
-            [numel], workers, dtype=dtype, device=device, threads=threads, budget=budget
-        )
-        return result
+    measure), in this process; :func:`measure_in_workers` spreads it over fresh ones."""
     base, head = PAIRS["tracked_clone"]
     pair = prepare_tensor_pair(base, head, numel, dtype, True, "contiguous", device, threads)
     return paired_overhead(pair, budget)
@@ -387,33 +400,17 @@ def combine_workers(results: Sequence[PairedResult], confidence: float = 0.95) -
         for r in results
     ):
         raise ValueError("combine_workers needs results of one pair, device and thread count")
-    ratio, r_lo, r_hi = stats.clustered_median_ci([r.ratios for r in results], confidence)
-    diffs = [[h - b for b, h in zip(r.base_times, r.head_times, strict=True)] for r in results]
-    diff, d_lo, d_hi = stats.clustered_median_ci(diffs, confidence)
-    base_times = [t for r in results for t in r.base_times]
-    head_times = [t for r in results for t in r.head_times]
-    return PairedResult(
-        base=first.base,
-        head=first.head,
-        ratio=ratio,
-        ratio_low=r_lo,
-        ratio_high=r_hi,
-        overhead_ns=diff * 1e9,
-        overhead_ns_low=d_lo * 1e9,
-        overhead_ns_high=d_hi * 1e9,
-        base_ns=stats.median(base_times) * 1e9,
-        head_ns=stats.median(head_times) * 1e9,
-        n_pairs=sum(r.n_pairs for r in results),
-        calls_per_block=round(stats.median([r.calls_per_block for r in results])),
-        threads=first.threads,
-        device=first.device,
-        seconds=sum(r.seconds for r in results),
-        ratios=tuple(t for r in results for t in r.ratios),
-        base_times=tuple(base_times),
-        head_times=tuple(head_times),
-        workers=len(results),
-        worker_overhead_pct=tuple(r.overhead_pct for r in results),
+    pooled = _paired_result(
+        (first.base, first.head),
+        first.device,
+        first.threads,
+        round(stats.median([r.calls_per_block for r in results])),
+        sum(r.seconds for r in results),
+        [r.base_times for r in results],
+        [r.head_times for r in results],
+        confidence,
     )
+    return replace(pooled, worker_overhead_pct=tuple(r.overhead_pct for r in results))
 
 
 def measure_in_workers(

@@ -285,39 +285,44 @@ def ratio_ci_from_summaries(
 
 
 def paired_ratio_ci(
-    base: Sequence[float], head: Sequence[float], confidence: float = 0.95
+    base: Sequence[Sequence[float]],
+    head: Sequence[Sequence[float]],
+    confidence: float = 0.95,
 ) -> tuple[float, float, float]:
-    """Median of the per-pair ratios head[i] / base[i], with its order-statistics CI.
+    """Median of the per-pair ratios head[i] / base[i], with its CI; one sequence of pairs
+    per process.
 
     For A and B timed in alternation, pair ``i`` shares whatever the machine did at that
     moment (frequency, a neighbour's job, cache state), so the ratio within a pair cancels
     most of it, where :func:`ratio_ci` (independent medians) keeps it.  The median of the
-    ratios is robust to the pairs an interrupt hit; its CI is distribution-free
-    (:func:`median_ci`).  Returns (ratio, ci_low, ci_high).
+    ratios is robust to the pairs an interrupt hit.  Its CI is distribution-free: order
+    statistics for one process, whole processes resampled for several
+    (:func:`clustered_median_ci`).  Returns (ratio, ci_low, ci_high).
     """
-    b = np.asarray(base, dtype=float)
-    h = np.asarray(head, dtype=float)
-    if b.size == 0 or b.size != h.size:
-        raise ValueError("paired_ratio_ci needs the same non-zero number of samples per side")
-    ratios = h / b
-    lo, hi = median_ci(ratios, confidence)
-    return median(ratios), lo, hi
+    return clustered_median_ci(_per_pair(base, head, np.divide), confidence)
 
 
 def paired_difference_ci(
-    base: Sequence[float], head: Sequence[float], confidence: float = 0.95
+    base: Sequence[Sequence[float]],
+    head: Sequence[Sequence[float]],
+    confidence: float = 0.95,
 ) -> tuple[float, float, float]:
-    """Median of the per-pair differences head[i] - base[i], with its order-statistics CI.
+    """Median of the per-pair differences head[i] - base[i], with its CI, as
+    :func:`paired_ratio_ci`.  Returns (difference, ci_low, ci_high)."""
+    return clustered_median_ci(_per_pair(base, head, np.subtract), confidence)
 
-    The absolute companion of :func:`paired_ratio_ci`.  Returns (difference, ci_low, ci_high).
-    """
-    b = np.asarray(base, dtype=float)
-    h = np.asarray(head, dtype=float)
-    if b.size == 0 or b.size != h.size:
-        raise ValueError("paired_difference_ci needs the same non-zero number of samples")
-    diffs = h - b
-    lo, hi = median_ci(diffs, confidence)
-    return median(diffs), lo, hi
+
+def _per_pair(
+    base: Sequence[Sequence[float]],
+    head: Sequence[Sequence[float]],
+    op: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> list[np.ndarray]:
+    if len(base) != len(head) or any(len(b) != len(h) for b, h in zip(base, head, strict=True)):
+        raise ValueError("paired statistics need the same number of samples per side")
+    return [
+        op(np.asarray(h, dtype=float), np.asarray(b, dtype=float))
+        for b, h in zip(base, head, strict=True)
+    ]
 
 
 def clustered_median_ci(
