@@ -354,13 +354,16 @@ def prepare_module_pair(
     return PreparedPair(fns[0], fns[1], (base, head), device, threads, source)
 
 
-def paired_overhead(pair: PreparedPair, budget: float = DEFAULT_BUDGET) -> PairedResult:
+def paired_overhead(
+    pair: PreparedPair, budget: float = DEFAULT_BUDGET, min_pairs: int = MIN_PAIRS
+) -> PairedResult:
     """:func:`measure_paired` on a prepared pair."""
     return measure_paired(
         pair.bases or pair.base,
         pair.heads or pair.head,
         budget=budget,
         device=pair.device,
+        min_pairs=min_pairs,
         names=pair.names,
     )
 
@@ -472,15 +475,7 @@ def _worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
         p = prepare_tensor_pair(
             base, head, numel, spec["dtype"], True, "contiguous", spec["device"], spec["threads"]
         )
-        r = measure_paired(
-            p.bases or p.base,
-            p.heads or p.head,
-            budget=spec["budget"],
-            device=p.device,
-            min_pairs=spec["min_pairs"],
-            names=p.names,
-        )
-        out.append(r.as_dict(samples=True))
+        out.append(paired_overhead(p, spec["budget"], spec["min_pairs"]).as_dict(samples=True))
         del p
     return out
 
