@@ -1,31 +1,77 @@
 #!/usr/bin/env bash
-# The GPU check, one command: the CUDA tests and a short asv run of the CUDA subset, with
-# the results, a report and the README's GPU figures written under OUTPUT_DIR.
-#   bash scripts/gpu_check.sh OUTPUT_DIR
-# Needs a CUDA build of torch in .venv (COPYBENCH_TORCH=2.14.1 bash scripts/setup.sh).
+# The GPU check, one command, for an offline CUDA machine that has its own PyTorch:
+#   bash scripts/gpu_check.sh OUTPUT_DIR [WHEEL_DIR]
+# Interpreter: $PYTHON, else the first of .venv/bin/python, python3, python whose torch
+# sees a CUDA GPU (else the first that imports torch, which then stops at "no CUDA GPU").
+# Nothing comes from the network (PIP_NO_INDEX=1): asv and its dependencies, and whichever
+# of the check's other needs the interpreter lacks, install from WHEEL_DIR (default .whl;
+# made by scripts/gpu_wheels.sh), copybench from this working tree without dependencies,
+# all into a private folder on PYTHONPATH that is removed afterwards: the interpreter's own
+# packages stay as they are.  The tree need not be a git checkout.
+# Then `copybench gpu-check OUTPUT_DIR` runs the steps, each with its own time limit, all
+# within COPYBENCH_GPU_DEADLINE seconds (default 480).
+# Exit status: 0 all steps ended well; 1 a step failed or ran out of time; 2 bad input,
+# no usable interpreter or wheel, or no CUDA GPU (one line on stderr).
 set -euo pipefail
-out=${1:?usage: scripts/gpu_check.sh OUTPUT_DIR}
+usage="usage: bash scripts/gpu_check.sh OUTPUT_DIR [WHEEL_DIR]"
+[ $# -ge 1 ] && [ $# -le 2 ] || { echo "gpu_check: $usage" >&2; exit 2; }
 cd "$(dirname "$0")/.."
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-py=.venv/bin/python
-if ! $py -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-  echo "gpu_check: no CUDA GPU visible to .venv's torch" >&2
+mkdir -p "$1"
+out=$(cd "$1" && pwd)
+wheels=${2:-.whl}
+export PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PYTHONUNBUFFERED=1
+
+sees_gpu='import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)'
+py=${PYTHON:-}
+if [ -z "$py" ]; then
+  first=
+  for c in .venv/bin/python python3 python; do
+    command -v "$c" >/dev/null 2>&1 || continue
+    rc=0; "$c" -c "$sees_gpu" 2>/dev/null || rc=$?
+    [ $rc -eq 0 ] && { py=$c; break; }
+    [ $rc -eq 3 ] && [ -z "$first" ] && first=$c
+  done
+  py=${py:-$first}
+fi
+if [ -z "$py" ] || ! "$py" -c 'import torch' 2>/dev/null; then
+  echo "gpu_check: no Python with torch found (set PYTHON=/path/to/python)" >&2
   exit 2
 fi
-$py -c 'import torch; print("GPU:", torch.cuda.get_device_name(0), "| torch", torch.__version__, "| CUDA", torch.version.cuda, "| GPUs:", torch.cuda.device_count())' | tee "$out/device.txt"
+if [ ! -d "$wheels" ] || ! ls "$wheels"/asv-*.whl >/dev/null 2>&1; then
+  echo "gpu_check: no asv wheel in $wheels (make the folder with: bash scripts/gpu_wheels.sh $wheels)" >&2
+  exit 2
+fi
+wheels=$(cd "$wheels" && pwd)
 
-$py -m pytest -q tests/test_cuda.py tests/test_semantics.py --junitxml="$out/cuda-tests.xml" | tee "$out/cuda-tests.txt"
-
-# asv with this interpreter, results under $out.
-conf=$($py -c 'import pathlib, sys; from copybench.asvrun import config_copy; o = pathlib.Path(sys.argv[1]); print(config_copy(pathlib.Path.cwd(), o / "results", o / "html", o))' "$out")
-$py -m asv machine --yes --config "$conf" >/dev/null
-$py -m asv run --config "$conf" -E existing:same --set-commit-hash "$(git rev-parse HEAD)" \
-  --show-stderr --record-samples \
-  --bench 'bench_cuda' --bench 'bench_transfer' \
-  --bench "TensorCopy\.\w+\('(clone|clone_detach|detach_clone|copy_into)', \d+, 'float32', \w+, 'contiguous', 'cuda'" \
-  --bench "ModuleCopy\.\w+\('(deepcopy_module|state_dict_snapshot|load_state_dict_existing)', '\w+', 'cuda'" \
-  | tail -n 40
-$py -m copybench gpu-figures "$out/results" | tee "$out/figures.md"
-$py -m copybench report "$out/results" --out "$out/report" || echo "gpu_check: report failed" >&2
-echo "gpu_check: everything is under $out"
+site=$(mktemp -d "${TMPDIR:-/tmp}/copybench-gpu-site.XXXXXX")
+trap 'rm -rf "$site"' EXIT
+export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+pip_install() {
+  "$py" -m pip install -q --no-index --find-links "$wheels" --only-binary=:all: \
+    --target "$site" --no-compile "$@" >>"$out/install.log" 2>&1
+}
+# asv always from the folder (one known version writes the results); the rest only where
+# the interpreter lacks them.
+need=(asv)
+for pair in numpy:numpy scipy:scipy pandas:pandas matplotlib:matplotlib pytest:pytest \
+  pytest_benchmark:pytest-benchmark setuptools:setuptools; do
+  "$py" -c "import ${pair%%:*}" 2>/dev/null || need+=("${pair#*:}")
+done
+if ! pip_install "${need[@]}"; then
+  echo "gpu_check: could not install ${need[*]} from $wheels without the network (see $out/install.log)" >&2
+  exit 2
+fi
+# copybench itself: this tree, no dependencies, built with the setuptools already there.
+if ! "$py" -m pip install -q --no-index --no-deps --no-build-isolation --target "$site" \
+  --no-compile . >>"$out/install.log" 2>&1; then
+  echo "gpu_check: could not install copybench from this tree (see $out/install.log)" >&2
+  exit 2
+fi
+"$py" - "$wheels" "$site" <<'PY' | tee "$out/versions.txt"
+import importlib.metadata as md, pathlib, sys, torch
+wheels, site = sys.argv[1], pathlib.Path(sys.argv[2])
+print(f"python {sys.version.split()[0]} at {sys.executable}; torch {torch.__version__}")
+for d in sorted(p.name for p in site.glob("*.dist-info")):
+    print(f"installed from {'this tree' if d.startswith('copybench-') else wheels}: {d[:-10]}")
+PY
+exec "$py" -m copybench gpu-check "$out" --deadline "${COPYBENCH_GPU_DEADLINE:-480}"

@@ -112,3 +112,25 @@ def test_gpu_peak_memory_of_module_copies(method):
         assert peak < case.nbytes // 2, "copying into an existing instance allocates ~0"
     else:
         assert peak >= case.nbytes, "a copy holds at least the parameters' bytes"
+
+
+@gpu
+@pytest.mark.parametrize("method", [m.name for m in METHODS.values() if m.kind != "transfer"])
+def test_semantics_on_cuda_match_the_registry(method):
+    # The registry declares one behaviour per method; on a CUDA tensor or model it must hold
+    # as on the CPU (copybench semantics --device cuda prints the same table).
+    obs = probe(METHODS[method], "cuda")
+    assert obs.observed == obs.declared, obs.mismatches
+
+
+@gpu
+def test_paired_blocks_time_by_events_or_by_sync_per_call():
+    from copybench.paired import paired_overhead, prepare_tensor_pair
+    from copybench.timing import cuda_event_block, time_block
+
+    for sync, timer in ((False, cuda_event_block), (True, time_block)):
+        pair = prepare_tensor_pair(
+            "detach_clone", "clone_detach", 2**10, device="cuda", sync_per_call=sync
+        )
+        r = paired_overhead(pair, budget=0.05, min_pairs=2, timer=timer)
+        assert r.n_pairs >= 2 and r.base_ns > 0 and r.head_ns > 0

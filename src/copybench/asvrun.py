@@ -29,6 +29,7 @@ from .cases import (
 )
 from .methods import METHODS, get_method
 from .results import write_env_sidecar
+from .workers import run_bounded
 
 TENSOR_BENCH = "bench_tensor_copy.TensorCopy"
 MODULE_BENCH = "bench_module_copy.ModuleCopy"
@@ -150,13 +151,16 @@ def results_dir(config: Path) -> Path:
     return config.parent / conf.get("results_dir", "results")
 
 
-def config_copy(root: Path, results: Path, html: Path, folder: Path) -> Path:
+def config_copy(
+    root: Path, results: Path, html: Path, folder: Path, repo: Path | None = None
+) -> Path:
     """A copy of the project's asv.conf.json, written into ``folder``, whose results and
     HTML go to ``results`` and ``html`` (absolute paths, so the copy can live anywhere):
-    for runs that must not touch the project's own ``.asv/results``."""
+    for runs that must not touch the project's own ``.asv/results``.  ``repo`` replaces
+    the checkout as asv's repository (a snapshot of a tree that has no git history)."""
     conf = json.loads(strip_json_comments((root / "asv.conf.json").read_text()))
     conf.update(
-        repo=str(root),
+        repo=str(repo or root),
         benchmark_dir=str(root / conf.get("benchmark_dir", "benchmarks")),
         env_dir=str(root / conf.get("env_dir", "env")),
         results_dir=str(results.resolve()),
@@ -177,10 +181,14 @@ def run_asv(
     config: Path | None = None,
     extra: list[str] | None = None,
     benches: list[str] | None = None,
+    commit: str | None = None,
+    timeout: float | None = None,
 ) -> Path:
     """Run the selection with asv against this interpreter; return the results file.
 
-    ``benches`` (asv ``--bench`` regexes) replaces the regexes built from ``sel``.
+    ``benches`` (asv ``--bench`` regexes) replaces the regexes built from ``sel``;
+    ``commit`` the checkout's HEAD as the commit the results are filed under; ``timeout``
+    bounds the run (``subprocess.TimeoutExpired``; asv saves its results only at the end).
     """
     sel.validate()
     root = project_root()
@@ -188,9 +196,7 @@ def run_asv(
     if not config.is_file():
         raise FileNotFoundError(f"{config}: no such asv config")
     asv = [sys.executable, "-m", "asv"]
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    commit = commit or head_commit(root)
     # Record this machine's description (CPU, cores, memory) non-interactively.
     subprocess.run(
         [*asv, "machine", "--yes", "--config", str(config)],
@@ -220,12 +226,20 @@ def run_asv(
     if quick:
         cmd.append("--quick")
     cmd += extra or []
-    subprocess.run(cmd, cwd=root, check=True)
+    done = run_bounded(cmd, timeout, cwd=root)
+    if done.returncode:
+        raise subprocess.CalledProcessError(done.returncode, cmd)
     newest = _newest_results(results_dir(config))
     if newest is None:
         raise FileNotFoundError(f"asv wrote no results under {results_dir(config)}")
     write_env_sidecar(newest, environment_info())
     return newest
+
+
+def head_commit(root: Path) -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def _newest_results(folder: Path) -> Path | None:

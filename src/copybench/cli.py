@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="only this method (repeatable)",
     )
+    s.add_argument(
+        "--device", default="cpu", help="where the probed tensors and models live (cpu, cuda)"
+    )
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=cmd_semantics)
 
@@ -72,10 +75,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_show)
 
-    s = sub.add_parser("gpu-figures", help="print the README's GPU figures from asv results")
-    s.add_argument("path")
-    s.set_defaults(func=cmd_gpu_figures)
-
     for name in COMMAND_MODULES:
         importlib.import_module(f"copybench.{name}").register(sub)
     return p
@@ -85,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 # adds a parser whose ``func`` default takes the parsed args and returns an exit status.
 # Heavy imports (pandas, matplotlib, scipy) stay inside those functions: ``copybench --help``
 # must not pay for them.
-COMMAND_MODULES: tuple[str, ...] = ("compare", "report", "overhead")
+COMMAND_MODULES: tuple[str, ...] = ("compare", "report", "overhead", "gpu", "gpucheck")
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -96,7 +95,7 @@ def cmd_semantics(args: argparse.Namespace) -> int:
     from .semantics import format_table, probe_all
 
     names = [get_method(n).name for n in args.method] or None
-    observations = probe_all(names)
+    observations = probe_all(names, args.device)
     if args.json:
         print(json.dumps([o.as_dict() for o in observations], indent=2))
     else:
@@ -200,13 +199,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     with _pandas_wide():
         print(ok[cols].dropna(axis=1, how="all").to_string(index=False))
-    return 0
-
-
-def cmd_gpu_figures(args: argparse.Namespace) -> int:
-    from .results import gpu_figures, load_asv
-
-    print(gpu_figures(load_asv(args.path)))
     return 0
 
 

@@ -42,6 +42,8 @@ from .cases import DEFAULT_THREADS, dtype_of, make_model, make_tensor
 from .methods import get_method
 from .timing import resolve_threads, set_threads, synchronized, time_block, warm_up
 
+BlockTimer = Callable[[Callable[[], Any], int, str], float]
+
 # The sub-grid of the overhead measurements: 4 KiB (host overhead dominates), 256 KiB (in
 # cache), 4 MiB (memory traffic and the allocator's mmap threshold) of float32.
 OVERHEAD_SIZES: tuple[int, ...] = (2**10, 2**16, 2**20)
@@ -144,18 +146,19 @@ def calls_per_block(
     head: Callable[[], Any],
     device: str = "cpu",
     block_seconds: float = BLOCK_SECONDS,
+    timer: BlockTimer = time_block,
 ) -> int:
     """Calls per block so that a block of the mean of the two statements lasts about
     ``block_seconds``; the same count for both sides keeps the blocks alike."""
     n = 1
     while True:
-        t = time_block(base, n, device) + time_block(head, n, device)
+        t = timer(base, n, device) + timer(head, n, device)
         if t >= 0.2 * block_seconds or n >= 1 << 20:
             break
         n *= 4
     # The quickest of three tries: a calibration that a preemption slowed would make every
     # block of the measurement too short.
-    t = min([t] + [time_block(base, n, device) + time_block(head, n, device) for _ in range(2)])
+    t = min([t] + [timer(base, n, device) + timer(head, n, device) for _ in range(2)])
     per_call = t / (2 * n)
     return max(1, round(block_seconds / per_call))
 
@@ -170,6 +173,7 @@ def measure_paired(
     min_pairs: int = MIN_PAIRS,
     confidence: float = 0.95,
     names: tuple[str, str] = ("base", "head"),
+    timer: BlockTimer = time_block,
 ) -> PairedResult:
     """Time ``base`` and ``head`` interleaved for at most ``budget`` seconds, calibration
     included (unless ``min_pairs`` quads take longer); the result says how much more
@@ -183,6 +187,10 @@ def measure_paired(
     ``base`` and ``head`` may each be a sequence of equivalent callables (the same copy of
     different sources, see :func:`prepare_tensor_pair`): quad ``i`` uses the ``i``-th of
     each, round robin, so the estimate averages over where the sources lie in memory.
+
+    ``timer`` times one block (:func:`copybench.timing.time_block`: the host clock, the
+    device queue drained at both ends; :func:`copybench.timing.cuda_event_block`: CUDA
+    events around the batch).
     """
     bases = list(base) if isinstance(base, Sequence) else [base]
     heads = list(head) if isinstance(head, Sequence) else [head]
@@ -193,7 +201,7 @@ def measure_paired(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        n = calls_per_block(bases[0], heads[0], device, block_seconds)
+        n = calls_per_block(bases[0], heads[0], device, block_seconds, timer)
         a_times: list[float] = []
         b_times: list[float] = []
         # The budget is a cap: a quad starts only if one more (as long as the last) fits.
@@ -206,10 +214,10 @@ def measure_paired(
                 # this source back into cache (that biased large copies by 2-3 points).
                 base()
                 head()
-            a1 = time_block(base, n, device)
-            b1 = time_block(head, n, device)
-            b2 = time_block(head, n, device)
-            a2 = time_block(base, n, device)
+            a1 = timer(base, n, device)
+            b1 = timer(head, n, device)
+            b2 = timer(head, n, device)
+            a2 = timer(base, n, device)
             a_times.append((a1 + a2) / (2 * n))
             b_times.append((b1 + b2) / (2 * n))
             quad = time.perf_counter() - quad_start
@@ -310,9 +318,13 @@ def prepare_tensor_pair(
     layout: str = "contiguous",
     device: str = "cpu",
     threads: int | str = DEFAULT_THREADS,
+    sync_per_call: bool = True,
 ) -> PreparedPair:
     """Bind two tensor methods to the same sources.  Raises CaseError for a case not runnable
     here.
+
+    On CUDA each call is followed by a synchronisation unless ``sync_per_call`` is False
+    (then a block is a batch of queued copies, for :func:`copybench.timing.cuda_event_block`).
 
     Several sources (up to ``ROTATE_SOURCES``, at most ``ROTATE_BYTES`` in all) each get
     both methods bound: where a source and its copies land in memory (cache sets, page
@@ -330,7 +342,7 @@ def prepare_tensor_pair(
         if m.kind != "tensor":
             raise ValueError(f"{name!r} does not copy tensors")
         for x in sources:
-            fn = synchronized(m.bind(x), device)
+            fn = synchronized(m.bind(x), device) if sync_per_call else m.bind(x)
             warm_up(fn, device)
             fns[name].append(fn)
     b, h = fns[base], fns[head]
@@ -355,7 +367,10 @@ def prepare_module_pair(
 
 
 def paired_overhead(
-    pair: PreparedPair, budget: float = DEFAULT_BUDGET, min_pairs: int = MIN_PAIRS
+    pair: PreparedPair,
+    budget: float = DEFAULT_BUDGET,
+    min_pairs: int = MIN_PAIRS,
+    timer: BlockTimer = time_block,
 ) -> PairedResult:
     """:func:`measure_paired` on a prepared pair."""
     return measure_paired(
@@ -365,6 +380,7 @@ def paired_overhead(
         device=pair.device,
         min_pairs=min_pairs,
         names=pair.names,
+        timer=timer,
     )
 
 
@@ -440,12 +456,8 @@ def measure_in_workers(
     The workers' startup (about 1 s each, ``import torch``) is not measurement time;
     ``seconds`` counts only the measuring.
     """
-    import json
-    import subprocess
-    import sys
+    from .workers import run_workers
 
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
     spec = {
         "sizes": list(sizes),
         "dtype": dtype,
@@ -454,16 +466,10 @@ def measure_in_workers(
         "budget": budget / workers,
         "min_pairs": max(2, -(-MIN_PAIRS // workers)),
     }
-    per_worker: list[list[PairedResult]] = []
-    for _ in range(workers):
-        proc = subprocess.run(
-            [sys.executable, "-m", "copybench.paired", json.dumps(spec)],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode:
-            raise RuntimeError(f"paired worker failed: {proc.stderr.strip()[-500:]}")
-        per_worker.append([PairedResult.from_dict(d) for d in json.loads(proc.stdout)])
+    per_worker = [
+        [PairedResult.from_dict(d) for d in w]
+        for w in run_workers("copybench.paired", spec, workers)
+    ]
     return [combine_workers([w[j] for w in per_worker]) for j in range(len(sizes))]
 
 
@@ -481,7 +487,6 @@ def _worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    import json
-    import sys
+    from .workers import worker_main
 
-    print(json.dumps(_worker(json.loads(sys.argv[1]))))
+    worker_main(_worker)

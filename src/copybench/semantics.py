@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .cases import CaseError, ReferenceModel, make_transfer_source
+from .cases import CaseError, ReferenceModel, check_device, make_transfer_source
 from .methods import METHODS, SEMANTIC_PROPERTIES, CopyMethod
 
 
@@ -88,10 +88,11 @@ def _observe(sources: dict[str, torch.Tensor], result: object) -> dict[str, bool
     return {p: obs[p] for p in SEMANTIC_PROPERTIES}
 
 
-def probe(method: CopyMethod) -> Observation:
-    """Observe ``method`` on a fresh float32 leaf (or small model) that requires grad."""
+def probe(method: CopyMethod, device: str = "cpu") -> Observation:
+    """Observe ``method`` on a fresh float32 leaf (or small model) that requires grad, on
+    ``device`` (transfers go where their route says, whatever ``device`` is)."""
     if method.kind == "tensor":
-        x = torch.ones(5, requires_grad=True)
+        x = torch.ones(5, requires_grad=True, device=device)
         result = method.bind(x)()
         return Observation(method, _observe({"": x}, result))
     if method.kind == "transfer":
@@ -103,13 +104,16 @@ def probe(method: CopyMethod) -> Observation:
         result = method.bind(x, target, pinned)()
         torch.cuda.synchronize()
         return Observation(method, _observe({"": x}, result))
-    model = ReferenceModel(4, 2)
+    with torch.device(device):
+        model = ReferenceModel(4, 2)
     result = method.bind(model, lambda: ReferenceModel(4, 2))()
     return Observation(method, _observe(dict(model.named_parameters()), result))
 
 
-def probe_all(names: Iterable[str] | None = None) -> list[Observation]:
-    return [probe(METHODS[n]) for n in (names if names is not None else METHODS)]
+def probe_all(names: Iterable[str] | None = None, device: str = "cpu") -> list[Observation]:
+    """Probe every method (or ``names``) on ``device``; CaseError if it is not usable here."""
+    check_device(device)
+    return [probe(METHODS[n], device) for n in (names if names is not None else METHODS)]
 
 
 def format_table(observations: list[Observation]) -> str:

@@ -63,15 +63,7 @@ def cuda_event_seconds(fn: Callable[[], Any], device: str, calls: int) -> float:
     copy is not swamped by the microseconds a ``synchronize`` costs.  Host overhead still
     counts where it is the bottleneck (the queue drains faster than the host fills it).
     """
-    torch.cuda.synchronize(device)
-    start = torch.cuda.Event(enable_timing=True)
-    end = torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(calls):
-        fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / 1e3 / calls
+    return cuda_event_block(fn, calls, device) / calls
 
 
 def cuda_sync_seconds(fn: Callable[[], Any], device: str, calls: int) -> float:
@@ -171,6 +163,21 @@ def pin_cpus(cpus: list[int] | tuple[int, ...] | set[int]) -> list[int]:
     """
     os.sched_setaffinity(0, set(cpus))
     return sorted(os.sched_getaffinity(0))
+
+
+def cuda_event_block(fn: Callable[[], Any], calls: int, device: str | torch.device) -> float:
+    """Seconds for ``calls`` back-to-back calls of ``fn`` by CUDA events recorded before and
+    after the batch (the queue drained first): the GPU's own clock, no host sync per call.
+    A drop-in for :func:`time_block` on CUDA."""
+    torch.cuda.synchronize(device)
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3
 
 
 def time_block(fn: Callable[[], Any], calls: int, device: str | torch.device = "cpu") -> float:

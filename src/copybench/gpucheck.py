@@ -1,0 +1,337 @@
+"""``copybench gpu-check OUTPUT_DIR``: the GPU check's steps, each bounded in time.
+
+``scripts/gpu_check.sh`` prepares the interpreter (offline installs) and calls this.  The
+steps run one after another, each in its own process group with a time limit, the whole
+within ``--deadline`` seconds; whatever a step wrote stays, and ``steps.json`` (rewritten
+after every step) says what ran, for how long, and how it ended.  So a check that a lease
+cuts short still leaves what it measured so far.
+
+Under OUTPUT_DIR:
+
+- ``device.json``: GPU, driver, torch, CUDA, peak rates (:func:`copybench.gpu.device_info`);
+- ``cuda-tests.txt``, ``cuda-tests.xml``: the CUDA tests and the registry, semantics and
+  tutorial tests, on this machine's torch;
+- ``semantics-cuda.txt``, ``semantics-cuda.json``: the semantics table observed on CUDA;
+- ``figures.md``, ``figures.json``: the README's GPU figures (``copybench gpu-figures``);
+- ``results/``: asv results of the CUDA subset, raw samples recorded, with copybench's
+  environment sidecar; ``report/``: the HTML report of those results;
+- ``logs/STEP.log``: each step's output; ``steps.json``.
+
+Exit status: 0 every step ended well; 1 a step failed or ran out of time; 2 no CUDA GPU (or
+bad input), one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DEFAULT_DEADLINE = 480.0
+# A step is not started with less than this left: it could not finish anything useful.
+MIN_STEP_SECONDS = 15.0
+
+# The asv subset, most valuable first; each chunk is one `asv run` (asv saves results only
+# when a run ends, so a chunk cut short loses only itself).  One CUDA context per benchmark
+# process makes every case cost about a second, so the subset is small on purpose.
+ASV_CHUNKS: dict[str, list[str]] = {
+    "cuda-tensor": [
+        r"bench_cuda\.CudaTensorCopy\.\w+\('(clone|clone_detach|detach_clone|copy_into)', "
+        r"(1024|1048576|67108864), 'float32', \w+, 'contiguous', 'cuda', 1\)"
+    ],
+    "cuda-module": [
+        r"bench_cuda\.CudaModuleCopy\.\w+\('(deepcopy_module|state_dict_snapshot|"
+        r"load_state_dict_existing)', '(1e6x8|1e7x8)', 'cuda', 1\)"
+    ],
+    "transfer": [
+        r"bench_transfer\.Transfer\.\w+\('(to_device|to_device_nonblocking|copy_h2d|"
+        r"copy_h2d_nonblocking|to_host|copy_d2h)', 16777216, '\w+', 1\)"
+    ],
+    "tensor-sync": [
+        r"bench_tensor_copy\.TensorCopy\.\w+\('(clone|clone_detach|detach_clone|copy_into)', "
+        r"(1024|1048576|33554432), 'float32', \w+, 'contiguous', 'cuda', 1\)"
+    ],
+}
+# asv's own rounds (2 for TensorCopy) would double the subset's processes.
+ASV_EXTRA = ["--attribute", "rounds=1"]
+
+
+@dataclass
+class Step:
+    name: str
+    limit: float
+    status: str = "not run"
+    seconds: float = 0.0
+    detail: str = ""
+
+
+class Check:
+    """The steps' bookkeeping: deadlines, logs, ``steps.json``."""
+
+    def __init__(self, out: Path, deadline: float) -> None:
+        self.out = out
+        self.end = time.monotonic() + deadline
+        self.steps: list[Step] = []
+        (out / "logs").mkdir(parents=True, exist_ok=True)
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def save(self) -> None:
+        from .results import atomic_write_text
+
+        data = {"steps": [asdict(s) for s in self.steps], "ok": self.ok}
+        atomic_write_text(self.out / "steps.json", json.dumps(data, indent=2))
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status == "ok" for s in self.steps)
+
+    def step(self, name: str, limit: float, body: Callable[[Step, float], None]) -> Step:
+        step = Step(name, limit)
+        self.steps.append(step)
+        budget = min(limit, self.left())
+        if budget < MIN_STEP_SECONDS:
+            step.status = "skipped"
+            step.detail = f"{max(self.left(), 0):.0f} s left of the deadline"
+        else:
+            t0 = time.monotonic()
+            try:
+                body(step, budget)
+                if step.status == "not run":
+                    step.status = "ok"
+            except subprocess.TimeoutExpired:
+                step.status = "timed out"
+                step.detail = f"stopped after {budget:.0f} s"
+            except Exception as e:  # a step's failure must not lose the others' results
+                step.status = "failed"
+                step.detail = f"{type(e).__name__}: {e}"[:500]
+            step.seconds = round(time.monotonic() - t0, 1)
+        print(
+            f"gpu-check: {name}: {step.status} ({step.seconds:.0f} s){' - ' if step.detail else ''}"
+            f"{step.detail}",
+            flush=True,
+        )
+        self.save()
+        return step
+
+    def run(self, step: Step, cmd: list[str], timeout: float, stdout: Path | None = None) -> int:
+        """Run ``cmd`` (bounded), its output to ``logs/STEP.log`` (stdout to ``stdout`` if
+        given, written under a temporary name and renamed when the command succeeds)."""
+        from .results import atomic_write_text
+        from .workers import run_bounded
+
+        log = self.out / "logs" / f"{step.name}.log"
+        with open(log, "a") as err:
+            err.write(f"$ {' '.join(cmd)}\n")
+            err.flush()
+            if stdout is None:
+                done = run_bounded(cmd, timeout, stdout=err, stderr=subprocess.STDOUT, text=True)
+            else:
+                done = run_bounded(cmd, timeout, stdout=subprocess.PIPE, stderr=err, text=True)
+                err.write(done.stdout)
+                if done.returncode == 0:
+                    atomic_write_text(stdout, done.stdout)
+        if done.returncode:
+            step.status = "failed"
+            step.detail = f"exit status {done.returncode}; see logs/{step.name}.log"
+        return done.returncode
+
+
+def _py(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def run_check(out: Path, deadline: float, processes: int) -> int:
+    from .asvrun import project_root
+    from .cases import check_device
+
+    check_device("cuda")  # CaseError: exit 2 with one line
+    root = project_root()
+    out.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()
+    check = Check(out, deadline)
+    # asv drops PYTHONPATH from the environments it runs unless it is given as this.
+    if os.environ.get("PYTHONPATH"):
+        os.environ.setdefault("ASV_PYTHONPATH", os.environ["PYTHONPATH"])
+
+    check.step(
+        "device",
+        30,
+        lambda s, t: check.run(
+            s,
+            _py(
+                "-c",
+                "import json; from copybench.gpu import device_info as d; "
+                "print(json.dumps(d(), indent=2))",
+            ),
+            t,
+            out / "device.json",
+        ),  # fmt: skip
+    )
+    tests = [
+        "tests/test_cuda.py",
+        "tests/test_semantics.py",
+        "tests/test_registry.py",
+        "tests/test_tutorial.py",
+    ]
+    check.step(
+        "tests",
+        120,
+        lambda s, t: check.run(
+            s,
+            _py(
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                *tests,
+                f"--junitxml={out / 'cuda-tests.xml'}",
+            ),
+            t,
+            out / "cuda-tests.txt",
+        ),  # fmt: skip
+    )
+
+    def semantics(s: Step, t: float) -> None:
+        base = _py("-m", "copybench", "semantics", "--device", "cuda")
+        check.run(s, base, t / 2, out / "semantics-cuda.txt")
+        check.run(s, [*base, "--json"], t / 2, out / "semantics-cuda.json")
+
+    check.step("semantics", 45, semantics)
+    check.step(
+        "figures",
+        150,
+        lambda s, t: check.run(
+            s,
+            _py(
+                "-m",
+                "copybench",
+                "gpu-figures",
+                "--processes",
+                str(processes),
+                "--json",
+                str(out / "figures.json"),
+            ),
+            t,
+            out / "figures.md",
+        ),  # fmt: skip
+    )
+    with tempfile.TemporaryDirectory(prefix="copybench-gpu-check-") as tmp:
+        commit, repo = _commit_for(root, Path(tmp))
+        for chunk in ASV_CHUNKS:
+            check.step(
+                f"asv-{chunk}", 120, lambda s, t, c=chunk: _asv(check, s, t, root, repo, commit, c)
+            )
+    check.step(
+        "report",
+        60,
+        lambda s, t: check.run(
+            s,
+            _py(
+                "-m",
+                "copybench",
+                "report",
+                str(out / "results"),
+                "--out",
+                str(out),
+                "--name",
+                "report",
+            ),
+            t,
+        ),  # fmt: skip
+    )
+    check.save()
+    return 0 if check.ok else 1
+
+
+def _commit_for(root: Path, tmp: Path) -> tuple[str, Path | None]:
+    """The commit asv files the results under: the checkout's HEAD, or, where the tree has
+    no git history (a copied working tree), a one-commit snapshot of it made in ``tmp``."""
+    from .asvrun import head_commit, strip_json_comments
+
+    try:
+        return head_commit(root), None
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    if shutil.which("git") is None:
+        raise RuntimeError("the tree has no git history and git is not installed")
+    repo = tmp / "snapshot"
+    git = ["git", f"--git-dir={repo}/.git", f"--work-tree={root}"]
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "copybench",
+        "GIT_AUTHOR_EMAIL": "copybench@localhost",
+        "GIT_COMMITTER_NAME": "copybench",
+        "GIT_COMMITTER_EMAIL": "copybench@localhost",
+    }
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
+    # On the branch asv.conf.json names (asv refuses a results commit on an unknown one).
+    conf = json.loads(strip_json_comments((root / "asv.conf.json").read_text()))
+    branch = (conf.get("branches") or ["main"])[0]
+    subprocess.run([*git, "symbolic-ref", "HEAD", f"refs/heads/{branch}"], check=True, env=env)
+    subprocess.run([*git, "add", "-A", "."], check=True, env=env, cwd=root)
+    subprocess.run(
+        [*git, "commit", "-q", "-m", "gpu-check: snapshot of a working tree without history"],
+        check=True,
+        env=env,
+        cwd=root,
+    )
+    return head_commit(repo), repo
+
+
+def _asv(
+    check: Check, step: Step, timeout: float, root: Path, repo: Path | None, commit: str, chunk: str
+) -> None:
+    from .asvrun import Selection, config_copy, run_asv
+
+    out = check.out
+    (out / "asv").mkdir(exist_ok=True)
+    conf = config_copy(root, out / "results", out / "asv" / "html", out / "asv", repo=repo)
+    log = out / "logs" / f"{step.name}.log"
+    with open(log, "w") as f:
+        # run_asv's children write to this process's stdout and stderr: point both at the log.
+        saved = os.dup(1), os.dup(2)
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            run_asv(
+                Selection(devices=["cuda"]),
+                config=conf,
+                benches=ASV_CHUNKS[chunk],
+                extra=ASV_EXTRA,
+                commit=commit,
+                timeout=timeout,
+            )
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser(
+        "gpu-check",
+        help="the GPU check's steps, bounded in time (scripts/gpu_check.sh calls this)",
+    )
+    s.add_argument("out", metavar="OUTPUT_DIR")
+    s.add_argument(
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE,
+        help=f"seconds for all steps together (default {DEFAULT_DEADLINE:g})",
+    )
+    s.add_argument(
+        "--processes", type=int, default=6, help="fresh processes for gpu-figures (default 6)"
+    )
+    s.set_defaults(func=lambda a: run_check(Path(a.out), a.deadline, a.processes))

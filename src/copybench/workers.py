@@ -1,0 +1,77 @@
+"""Fresh worker processes: the one place copybench starts them.
+
+Why processes: on the machines this project measures on, a fresh process lands in a state
+(memory placement, allocator history) that holds for its whole life and moves a small
+copy's time by up to 2x; samples from one process are not independent.  Measurements that
+must hold up are spread over several processes started here, one after another (never in
+parallel: two workers would time each other), each a ``python -m MODULE SPEC`` that prints
+its result as JSON on stdout.  Spawned, not forked: a fork shares the parent's virtual
+layout, and a CUDA context cannot cross a fork.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+
+class WorkerError(RuntimeError):
+    """A worker exited non-zero, printed no JSON, or ran past its time."""
+
+
+def run_workers(
+    module: str, spec: dict[str, Any], count: int, timeout: float | None = None
+) -> list[Any]:
+    """Run ``python -m module JSON(spec)`` ``count`` times in a row; return what each printed
+    (parsed from JSON).  ``timeout`` bounds each worker, in seconds."""
+    if count < 1:
+        raise ValueError(f"workers must be at least 1, got {count}")
+    out = []
+    for _ in range(count):
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", module, json.dumps(spec)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise WorkerError(f"{module} worker ran past {timeout:g} s") from None
+        if proc.returncode:
+            raise WorkerError(f"{module} worker failed: {proc.stderr.strip()[-500:]}")
+        try:
+            out.append(json.loads(proc.stdout))
+        except json.JSONDecodeError:
+            raise WorkerError(f"{module} worker printed no JSON: {proc.stdout[-200:]!r}") from None
+    return out
+
+
+def worker_main(measure: Any) -> None:
+    """The body of a worker module's ``if __name__ == "__main__"``: read the spec from
+    argv, print ``measure(spec)`` as JSON."""
+    print(json.dumps(measure(json.loads(sys.argv[1]))))
+
+
+def run_bounded(
+    cmd: list[str], timeout: float | None, **kwargs: Any
+) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd, timeout=...)``, except that on timeout the command's whole
+    process group is killed (asv's forkserver and benchmark children, pytest's workers),
+    not only the command itself; then ``subprocess.TimeoutExpired`` is raised."""
+    import os
+    import signal
+
+    proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
