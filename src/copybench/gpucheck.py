@@ -255,12 +255,19 @@ def run_check(out: Path, deadline: float, processes: int) -> int:
 
 
 def _commit_for(root: Path, tmp: Path) -> tuple[str, Path | None]:
-    """The commit asv files the results under: the checkout's HEAD, or, where the tree has
-    no git history (a copied working tree), a one-commit snapshot of it made in ``tmp``."""
+    """The commit asv files the results under: the checkout's HEAD where the tree is that
+    commit, else (no git history, as in a copied working tree, or changes not committed) a
+    one-commit snapshot of the tree made in ``tmp``: results must not claim a commit whose
+    code they did not run."""
     from .asvrun import head_commit, strip_json_comments
 
     try:
-        return head_commit(root), None
+        head = head_commit(root)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=root, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        if not dirty:
+            return head, None
     except (OSError, subprocess.CalledProcessError):
         pass
     if shutil.which("git") is None:
