@@ -74,4 +74,7 @@ print(f"python {sys.version.split()[0]} at {sys.executable}; torch {torch.__vers
 for d in sorted(p.name for p in site.glob("*.dist-info")):
     print(f"installed from {'this tree' if d.startswith('copybench-') else wheels}: {d[:-10]}")
 PY
-exec "$py" -m copybench gpu-check "$out" --deadline "${COPYBENCH_GPU_DEADLINE:-480}"
+# Not exec: the trap must still remove the private folder.
+rc=0
+"$py" -m copybench gpu-check "$out" --deadline "${COPYBENCH_GPU_DEADLINE:-480}" || rc=$?
+exit $rc

@@ -76,8 +76,9 @@ class Step:
 class Check:
     """The steps' bookkeeping: deadlines, logs, ``steps.json``."""
 
-    def __init__(self, out: Path, deadline: float) -> None:
+    def __init__(self, out: Path, deadline: float, min_step: float = MIN_STEP_SECONDS) -> None:
         self.out = out
+        self.min_step = min_step
         self.end = time.monotonic() + deadline
         self.steps: list[Step] = []
         (out / "logs").mkdir(parents=True, exist_ok=True)
@@ -99,7 +100,7 @@ class Check:
         step = Step(name, limit)
         self.steps.append(step)
         budget = min(limit, self.left())
-        if budget < MIN_STEP_SECONDS:
+        if budget < self.min_step:
             step.status = "skipped"
             step.detail = f"{max(self.left(), 0):.0f} s left of the deadline"
         else:
