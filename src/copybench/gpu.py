@@ -87,13 +87,7 @@ _PCIE_LANE_GBPS = {1: 0.25, 2: 0.5, 3: 0.985, 4: 1.969, 5: 3.938, 6: 7.563}
 
 
 def _nvidia_smi() -> dict[str, Any]:
-    fields = [
-        "driver_version",
-        "pcie.link.gen.max",
-        "pcie.link.width.max",
-        "clocks.max.memory",
-        "power.limit",
-    ]
+    fields = ["driver_version", "pcie.link.gen.max", "pcie.link.width.max"]
     try:
         out = subprocess.run(
             ["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
