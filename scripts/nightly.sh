@@ -6,8 +6,10 @@
 #       --results /tmp/n/results --archive /tmp/n/archive --html /tmp/n/html
 #
 # Runs asv against the installed torch with raw samples recorded, archives the night's
-# results (torch version, git hash, date), publishes asv's HTML, compares with the previous
-# night and exits 1 when a benchmark significantly regressed (2 on bad input).
+# results (torch version, git hash, date), publishes asv's HTML, sets the previous night
+# beside it and, with --baseline-python PYTHON, gates: the gate selection timed in both
+# interpreters, interleaved in fresh processes; exits 1 when a copy regressed there (2 on
+# bad input).
 # Options: python -m copybench.nightly --help.  GITHUB_STEP_SUMMARY, when set, receives the
 # markdown table.
 set -euo pipefail

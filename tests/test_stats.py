@@ -126,8 +126,39 @@ def test_compare_gates_instruction_counts_on_one_value_per_side() -> None:
         )
 
     table = compare(frame(4517.0, 1e-6), frame(4970.0, 2e-6)).set_index("benchmark")
-    # +10% instructions is a regression; +100% on one timing sample is not evidence.
+    # +10% instructions is a regression; +100% on one timing sample (one run, one process
+    # per side) is not evidence of anything.
     assert table.loc["track_instructions_tracked_clone", "verdict"] == "regressed"
-    assert table.loc["time_clone", "verdict"] == "not significant"
+    assert table.loc["time_clone", "verdict"] == "too few processes"
     table = compare(frame(4517.0, 1e-6), frame(4520.0, 1e-6)).set_index("benchmark")
-    assert set(table["verdict"]) == {"unchanged"}
+    assert table.loc["track_instructions_tracked_clone", "verdict"] == "unchanged"
+    assert table.loc["time_clone", "verdict"] == "too few processes"
+
+
+# --- the process as the unit ----------------------------------------------------------------
+
+
+def test_sign_test_and_the_rounds_a_verdict_needs():
+    assert stats.sign_test_p([1.1] * 10) == pytest.approx(2 * 0.5**10)
+    assert stats.sign_test_p([1.0, 1.0]) == 1.0  # ties carry no sign
+    assert stats.sign_test_p([1.1, 0.9] * 5) == 1.0
+    # Holm over m tests can reach alpha only when m * 2 * 0.5**n < alpha.
+    assert stats.processes_for(0.05, 1) == 6
+    assert stats.processes_for(0.0005, 4) == 14
+    assert stats.processes_for(0.05, 600) == 15
+
+
+def test_process_verdicts():
+    base = [1.0, 2.0, 1.5, 1.2, 0.8, 1.1, 1.9, 1.0, 1.3, 1.4]
+    slow = [3 * b for b in base]
+    c = stats.paired_process_change(base, slow)
+    assert c.ratio == pytest.approx(3.0) and c.n_base == 10
+    assert stats.process_verdict(c, 1, p=c.p) == "regressed"
+    # The same evidence over too many cases for 10 rounds: no verdict either way.
+    assert stats.process_verdict(c, 10_000, p=c.p) == "too few processes"
+    # A/A with wide process noise: the estimate is near 1 but the CI is not within 5%.
+    noise = [1.3, 0.8, 1.1, 0.7, 1.25, 0.9, 1.05, 0.95, 1.2, 0.85]
+    aa = stats.paired_process_change(base, [b * r for b, r in zip(base, noise, strict=True)])
+    assert stats.process_verdict(aa, 1, p=aa.p) == "not significant"
+    with pytest.raises(ValueError):
+        stats.paired_process_change([1.0], [1.0, 2.0])

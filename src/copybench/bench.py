@@ -18,24 +18,36 @@ from .methods import get_method
 from .timing import reset_cuda_allocator, set_threads, synchronized, warm_up
 
 # Self-test hook for the regression gate (tests/test_compare.py, tests/test_nightly.py):
-# the named methods do their copy twice - a genuinely slower copy, not a doctored number -
-# and every harness records the list with its results (asv sidecar, pytest machine_info).
+# the named methods do their copy twice - or N times, written ``method:N`` - a genuinely
+# slower copy, not a doctored number, and every harness records the list with its results
+# (asv sidecar, pytest machine_info, gate results).
 SLOW_DOWN_VAR = "COPYBENCH_SLOW_DOWN"
 
 
+def _slow_downs() -> dict[str, int]:
+    out = {}
+    for item in os.environ.get(SLOW_DOWN_VAR, "").split(","):
+        name, _, times = item.partition(":")
+        if name:
+            out[name] = int(times) if times.isdigit() and int(times) > 1 else 2
+    return out
+
+
 def slowed_down_methods() -> list[str]:
-    return sorted(m for m in os.environ.get(SLOW_DOWN_VAR, "").split(",") if m)
+    return sorted(_slow_downs())
 
 
 def _maybe_slowed(method: str, call: Callable[[], Any]) -> Callable[[], Any]:
-    if method not in slowed_down_methods():
+    times = _slow_downs().get(method)
+    if times is None:
         return call
 
-    def twice() -> Any:
-        call()
+    def repeated() -> Any:
+        for _ in range(times - 1):
+            call()
         return call()
 
-    return twice
+    return repeated
 
 
 @dataclass

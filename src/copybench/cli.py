@@ -18,6 +18,7 @@ from pathlib import Path
 from .cases import CaseError
 from .methods import UnknownMethodError
 from .results import ResultsError
+from .workers import WorkerError
 
 
 class UsageError(Exception):
@@ -84,7 +85,14 @@ def _parser() -> argparse.ArgumentParser:
 # adds a parser whose ``func`` default takes the parsed args and returns an exit status.
 # Heavy imports (pandas, matplotlib, scipy) stay inside those functions: ``copybench --help``
 # must not pay for them.
-COMMAND_MODULES: tuple[str, ...] = ("compare", "report", "overhead", "gpu", "gpucheck")
+COMMAND_MODULES: tuple[str, ...] = (
+    "compare",
+    "report",
+    "overhead",
+    "gpu",
+    "gpucheck",
+    "gate",
+)
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -239,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"copybench: {' '.join(map(str, e.cmd[:4]))} ... failed with status {e.returncode}",
             file=sys.stderr,
         )
+        return 1
+    except WorkerError as e:
+        print(f"copybench: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("copybench: interrupted", file=sys.stderr)

@@ -1,17 +1,18 @@
 """``copybench compare BASE HEAD``: which benchmarks really got slower.
 
-A change counts as a regression only when it is both *significant* on the raw samples
-(Mann-Whitney U, Holm-adjusted over every benchmark compared) and *larger* than
-``--threshold`` with confidence (the bootstrap CI of the ratio of medians lies wholly beyond
-it).  Either condition alone
-is not enough: a bare threshold (pytest-benchmark's ``--benchmark-compare-fail``) turns a
-noisy machine red, and significance alone flags 1% changes that nobody should act on.
-The statistics live in :mod:`copybench.stats`; this module pairs measurements and reports.
+The process is the statistical unit.  A verdict on wall time needs several fresh processes
+per side, run interleaved with the other side's (``copybench gate`` writes such results;
+give its ``--out`` file as BASE alone): one paired ratio per round, the sign test over the
+rounds, Holm-adjusted over every case, and "regressed" only when that is significant *and*
+the CI of the median ratio lies wholly beyond ``--threshold``.  Two results files (asv,
+pytest-benchmark) hold one run per side, whose samples share their process and their hour:
+they are compared across runs, with the ratio of medians shown and the verdict "too few
+processes" - never "regressed".  Instruction counts repeat exactly and are judged by the
+threshold alone.
 
-Inputs: two asv results files; an asv results folder (or two) plus ``--base-env`` and
-``--head-env`` (two torch versions measured at the same commit, which ``asv compare``
-cannot do); or two pytest-benchmark JSON files.  Exit status 0 when nothing regressed, 1
-when something did, 2 on bad input.
+Inputs: a ``copybench gate`` results file; two asv results files; an asv results folder (or
+two) plus ``--base-env`` and ``--head-env``; or two pytest-benchmark JSON files.  Exit status
+0 when nothing regressed, 1 when something did, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="compare two sets of results; exit 1 when a benchmark significantly regressed",
         description=__doc__.split("\n\n")[1],
     )
-    p.add_argument("base", help="asv results file or folder, or pytest-benchmark JSON")
+    p.add_argument(
+        "base", help="copybench gate results, asv results file or folder, or pytest-benchmark JSON"
+    )
     p.add_argument(
         "head",
         nargs="?",
@@ -72,8 +75,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ResultsError(f"--threshold must be a fraction such as 0.05, got {args.threshold}")
     if not 0 < args.alpha < 1:
         raise ResultsError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    base, head = load_pair(args.base, args.head, args.base_env, args.head_env)
-    table = compare(base, head, threshold=args.threshold, alpha=args.alpha)
+    from .gate import is_gate_results
+
+    path = Path(args.base)
+    if path.is_file() and is_gate_results(path):
+        if args.head or args.base_env or args.head_env:
+            raise ResultsError("a copybench gate results file holds both sides: give it alone")
+        table = compare_gate(json.loads(path.read_text()), args.threshold, args.alpha)
+    else:
+        base, head = load_pair(args.base, args.head, args.base_env, args.head_env)
+        table = compare(base, head, threshold=args.threshold, alpha=args.alpha)
     print(render(table, args.format, threshold=args.threshold, alpha=args.alpha))
     return 1 if (table["verdict"] == "regressed").any() else 0
 
@@ -140,9 +151,14 @@ def _select_env(df: pd.DataFrame, env: str | None, path: Path) -> pd.DataFrame:
     if chosen.empty:
         raise ResultsError(f"{path}: no environment matches {env!r}; found: {described}")
     if chosen["env"].nunique() > 1:
+        # The main job's environment (asv's "existing-...", this interpreter) beside the
+        # matrix's: a torch version names the one the matrix built.
+        built = sorted(e for e in chosen["env"].unique() if not str(e).startswith("existing"))
+        if len(built) == 1:
+            return chosen[chosen["env"] == built[0]]
+        names = ", ".join(sorted(map(str, chosen["env"].unique())))
         raise ResultsError(
-            f"{path}: {env!r} matches {chosen['env'].nunique()} environments; "
-            "name one by its asv environment name"
+            f"{path}: {env!r} matches {chosen['env'].nunique()} environments; name one of: {names}"
         )
     return chosen
 
@@ -188,7 +204,12 @@ def _case_id(row: Any) -> str:
     name = row.get("asv_name")
     if isinstance(name, str) and name.endswith(")") and "(" in name:
         return name[name.index("(") + 1 : -1]
-    return str(row.get("method"))
+    # Outside the grid (transfers, the harness's paired-overhead tests): every axis present.
+    axes = ("method", "numel", "dtype", "layout", "host_memory", "model", "device")
+    parts = [str(int(v)) if k == "numel" else str(v) for k in axes if _present(v := row.get(k))]
+    if _present(threads):
+        parts.append(f"t{threads}")
+    return "-".join(parts)
 
 
 def _present(value: Any) -> bool:
@@ -233,26 +254,70 @@ def compare(
         raise ResultsError(
             f"no benchmarks in common (BASE has {len(b)} measurements, HEAD {len(h)})"
         )
-    rows = []
+    out = []
     for key in common:
         rb, rh = b.loc[key], h.loc[key]
-        change = stats.change(_samples(rb), _samples(rh), confidence=1 - alpha)
-        rows.append(
+        bs, hs = _samples(rb), _samples(rh)
+        base_median, head_median = stats.median(bs), stats.median(hs)
+        ratio = head_median / base_median if base_median else math.nan
+        deterministic = rb["unit"] in DETERMINISTIC_UNITS
+        if deterministic:
+            c = stats.Change(base_median, head_median, ratio, ratio, ratio, math.nan, 1, 1)
+            verdict = stats.verdict(c, threshold=threshold, deterministic=True)
+        else:
+            # One run per side: its samples share one process (or asv's few, which it does
+            # not tell apart) and one hour; no statistic over them separates a change from
+            # where and when the run landed.
+            verdict = "too few processes"
+        out.append(
             {
                 "benchmark": key[0],
                 "case": key[1],
                 "unit": rb["unit"],
                 "asv_name": rh.get("asv_name"),
-                "change": change,
+                "base_median": base_median,
+                "head_median": head_median,
+                "ratio": ratio,
+                "ci_low": ratio if deterministic else math.nan,
+                "ci_high": ratio if deterministic else math.nan,
+                "p": math.nan,
+                "n_base": len(bs),
+                "n_head": len(hs),
+                "processes": 1,
+                "verdict": verdict,
             }
         )
-    adjusted = stats.holm_adjust([r["change"].p for r in rows])
+    table = pd.DataFrame(out)
+    return table.sort_values(["ratio", "benchmark", "case"], ascending=[False, True, True])
+
+
+def compare_gate(
+    data: dict[str, Any], threshold: float = 0.05, alpha: float = 0.05
+) -> pd.DataFrame:
+    """The verdicts of a ``copybench gate`` run (see :mod:`copybench.gate`): per case, the
+    rounds' paired ratios of process medians, Holm-adjusted sign tests over the cases."""
+    import pandas as pd
+
+    from . import stats
+    from .gate import paired_medians
+
+    pairs = paired_medians(data)
+    if not pairs:
+        raise ResultsError("the gate results hold no case measured on both sides")
+    m = len(pairs)
+    changes = {
+        case: stats.paired_process_change(b, h, confidence=1 - alpha)
+        for case, (b, h) in pairs.items()
+    }
+    adjusted = stats.holm_adjust([c.p for c in changes.values()])
     out = []
-    for r, p in zip(rows, adjusted, strict=True):
-        c = r.pop("change")
+    for (case, c), p in zip(changes.items(), adjusted, strict=True):
         out.append(
             {
-                **r,
+                "benchmark": "gate",
+                "case": case,
+                "unit": "seconds",
+                "asv_name": None,
                 "base_median": c.base_median,
                 "head_median": c.head_median,
                 "ratio": c.ratio,
@@ -261,17 +326,13 @@ def compare(
                 "p": p,
                 "n_base": c.n_base,
                 "n_head": c.n_head,
-                "verdict": stats.verdict(
-                    c,
-                    threshold=threshold,
-                    alpha=alpha,
-                    p=p,
-                    deterministic=r["unit"] in DETERMINISTIC_UNITS,
-                ),
+                "processes": c.n_base,
+                "verdict": stats.process_verdict(c, m, threshold=threshold, alpha=alpha, p=p),
             }
         )
     table = pd.DataFrame(out)
-    return table.sort_values(["ratio", "benchmark", "case"], ascending=[False, True, True])
+    table.attrs["gate"] = True
+    return table.sort_values(["ratio", "case"], ascending=[False, True])
 
 
 def _samples(row: Any) -> list[float]:
@@ -294,6 +355,8 @@ def _fmt_value(value: float, unit: str) -> str:
 
 
 def _fmt_ratio(r: Any) -> str:
+    if math.isnan(r["ci_low"]):
+        return f"{r['ratio']:.3f} [no CI]"
     return f"{r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
 
@@ -337,11 +400,24 @@ def render(
         ]
         for _, r in table.iterrows()
     ]
-    note = (
-        f"{summary_line(table)} (threshold {threshold:.0%}, alpha {alpha:g}, "
-        f"{1 - alpha:.0%} bootstrap CI of median(head)/median(base), Holm-adjusted "
-        "Mann-Whitney p; regressed = significant and the whole CI beyond the threshold)"
-    )
+    if table.attrs.get("gate"):
+        from .stats import processes_for
+
+        n = int(table["processes"].min())
+        how = (
+            f"{n} rounds of one fresh process per side, interleaved; ratio = median over "
+            f"rounds of head/base process medians, {(1 - alpha) * 100:.4g}% order-statistic CI, "
+            "Holm-adjusted sign-test p; regressed = significant and the whole CI beyond "
+            f"the threshold; {processes_for(alpha, len(table))} rounds needed "
+            f"for a verdict on {len(table)} cases"
+        )
+    else:
+        how = (
+            "compared across runs: each side is one run, one process per case, so wall "
+            "times get no verdict (too few processes: time both with `copybench gate`); "
+            "instruction counts are judged by the threshold alone"
+        )
+    note = f"{summary_line(table)} (threshold {threshold:.0%}, alpha {alpha:g}; {how})"
     if fmt == "markdown":
         lines = [
             "### copybench compare",

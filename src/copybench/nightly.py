@@ -4,21 +4,19 @@
 ``.github/workflows/nightly.yml``):
 
 1. runs the asv suite against the installed torch with raw samples recorded
-   (``asv run -E existing:same --record-samples``), into a results folder that persists;
+   (``asv run -E existing:same --record-samples``), into a results folder that persists:
+   the history behind asv's plots;
 2. archives that night's results file, with the torch version, git hash and date in its
    name and in its sidecar: asv keys results by commit and environment only, so a second
    night at the same commit would otherwise overwrite the first;
 3. publishes asv's HTML;
-4. compares the night with the previous archived night (``copybench compare``), prints the
-   table and appends it as markdown to ``$GITHUB_STEP_SUMMARY`` (or ``--summary``);
-5. re-runs every case that regressed, in fresh processes, ``--confirm`` times (default 2)
-   and exits 1 only for the cases that regressed against the previous night every time.
-
-Why step 5: a run's samples share that run's machine and allocator state, so no statistic
-computed within one run can see a shift that moves a whole run.  On this project's 2-core
-machine a 128 KiB clone ran 2.3 us in most runs and 4.3 us in about one in six - the same
-code, a different heap layout.  A real regression reproduces in every fresh run; such
-noise does not, three times in a row.
+4. sets the night beside the previous archived night (``copybench compare``), for the
+   record: two runs hours apart get no verdict on wall time (see :mod:`copybench.compare`);
+5. **gates**: with ``--baseline-python`` (an interpreter with the baseline torch: the
+   previous night's build or a pinned release), ``copybench gate`` times the gate
+   selection in both, interleaved in fresh processes, and the night fails on the cases
+   that regressed there, and names them.  Whatever the machine does during the gate hits
+   both sides alike; the statistics take the process as the unit (:mod:`copybench.gate`).
 """
 
 from __future__ import annotations
@@ -35,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .asvrun import Selection, config_copy, project_root, run_asv
+from .cases import CaseError
+from .cli import UsageError
 from .results import ENV_SUFFIX, ResultsError, read_env_sidecar
 
 if TYPE_CHECKING:
@@ -77,7 +77,8 @@ def compare_nights(
     previous: Path, tonight: Path, threshold: float, alpha: float, summary: Path | None
 ) -> list[str]:
     """Print the comparison, append its markdown to ``summary``; return the asv names of
-    the cases that regressed."""
+    the cases that regressed (instruction counts only: wall time across runs gets no
+    verdict)."""
     from .compare import compare, load_pair, render
 
     base, head = load_pair(previous, tonight)
@@ -91,41 +92,28 @@ def _regressed(table: pd.DataFrame) -> list[str]:
     return sorted(str(n) for n in table.loc[table["verdict"] == "regressed", "asv_name"])
 
 
-def confirm(
-    previous: Path,
-    regressed: list[str],
-    root: Path,
-    rounds: int,
+def gate(
+    baseline: str,
+    baseline_env: dict[str, str],
+    sel: Selection,
+    processes: int,
     threshold: float,
     alpha: float,
     summary: Path | None,
 ) -> list[str]:
-    """Re-run exactly the ``regressed`` cases ``rounds`` times, each into a fresh results
-    folder, and return those that regressed against ``previous`` every time."""
-    import re
+    """Time the gate selection (narrowed like the night's run) in ``baseline`` and in this
+    interpreter, interleaved; print and record the table; return the regressed cases."""
+    from .compare import compare_gate, render
+    from .gate import Side, gate_cases, run_gate
 
-    from .compare import compare, load_pair
-
-    still = list(regressed)
-    for i in range(1, rounds + 1):
-        if not still:
-            break
-        with tempfile.TemporaryDirectory(prefix="copybench-confirm-") as tmp:
-            config = config_copy(root, Path(tmp) / "results", Path(tmp) / "html", Path(tmp))
-            benches = ["^" + re.escape(name) + "$" for name in still]
-            rerun = run_asv(Selection(), config=config, benches=benches)
-            base, head = load_pair(previous, rerun)
-            table = compare(base, head, threshold=threshold, alpha=alpha)
-        again = set(_regressed(table))
-        gone = [n for n in still if n not in again]
-        still = [n for n in still if n in again]
-        text = (
-            f"copybench nightly: confirmation {i}/{rounds}: {len(still)} regression(s) "
-            f"reproduced, {len(gone)} did not" + "".join(f"\n- not reproduced: `{n}`" for n in gone)
-        )
-        print(text)
-        _append(summary, text)
-    return still
+    cases = gate_cases(sel.methods or None, sel.sizes or None, sel.models or None)
+    data = run_gate(
+        Side("base", baseline, baseline_env), Side("head"), cases, processes, log=sys.stderr
+    )
+    table = compare_gate(data, threshold=threshold, alpha=alpha)
+    print(render(table, "text", threshold=threshold, alpha=alpha))
+    _append(summary, render(table, "markdown", threshold=threshold, alpha=alpha))
+    return sorted(table.loc[table["verdict"] == "regressed", "case"])
 
 
 def _append(summary: Path | None, text: str) -> None:
@@ -156,12 +144,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-publish", action="store_true", help="skip asv publish")
     p.add_argument(
-        "--confirm",
+        "--baseline-python",
+        metavar="PYTHON",
+        help="interpreter with the baseline torch; the night is gated against it "
+        "(without it the night is recorded, not gated)",
+    )
+    p.add_argument(
+        "--baseline-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of the baseline's processes (KEY= removes KEY); repeatable",
+    )
+    p.add_argument(
+        "--processes",
         type=int,
-        default=2,
-        metavar="N",
-        help="re-run regressed cases N times in fresh processes; fail only on those that "
-        "regress every time (default 2; 0 fails on the first comparison)",
+        default=12,
+        help="gate rounds: fresh processes per side (default 12)",
     )
     return p
 
@@ -185,20 +184,34 @@ def main(argv: list[str] | None = None) -> int:
             print(f"copybench nightly: results archived as {tonight}")
             if not args.no_publish:
                 publish(config, root)
-        if not before:
-            text = f"copybench nightly: first night ({tonight.name}); nothing to compare yet."
+        failed: list[str] = []
+        if before:
+            print(f"copybench nightly: {before[-1].name} -> {tonight.name} (across runs)")
+            failed += compare_nights(before[-1], tonight, args.threshold, args.alpha, args.summary)
+        else:
+            text = f"copybench nightly: first night ({tonight.name}); nothing to set beside it."
             print(text)
             _append(args.summary, text)
-            return 0
-        print(f"copybench nightly: comparing {before[-1].name} -> {tonight.name}")
-        regressed = compare_nights(before[-1], tonight, args.threshold, args.alpha, args.summary)
-        confirmed = confirm(
-            before[-1], regressed, root, args.confirm, args.threshold, args.alpha, args.summary
-        )
-        for name in confirmed:
+        if args.baseline_python:
+            from .gate import _env_pairs
+
+            failed += gate(
+                args.baseline_python,
+                _env_pairs(args.baseline_env),
+                sel,
+                args.processes,
+                args.threshold,
+                args.alpha,
+                args.summary,
+            )
+        else:
+            text = "copybench nightly: no --baseline-python: recorded, not gated."
+            print(text)
+            _append(args.summary, text)
+        for name in failed:
             print(f"copybench nightly: regressed: {name}", file=sys.stderr)
-        return 1 if confirmed else 0
-    except ResultsError as e:
+        return 1 if failed else 0
+    except (ResultsError, CaseError, UsageError) as e:
         print(f"copybench nightly: {e}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as e:

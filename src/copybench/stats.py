@@ -155,7 +155,13 @@ def difference_ci(
 
 # --- regression verdicts (``copybench compare``) --------------------------------------------
 
-VERDICTS: tuple[str, ...] = ("regressed", "improved", "not significant", "unchanged")
+VERDICTS: tuple[str, ...] = (
+    "regressed",
+    "improved",
+    "not significant",
+    "too few processes",
+    "unchanged",
+)
 
 
 @dataclass(frozen=True)
@@ -238,6 +244,67 @@ def verdict(
     if significant and c.ci_high < 1 / (1 + threshold):
         return "improved"
     return "not significant"
+
+
+# --- the process as the unit (``copybench gate``) ----------------------------------------------
+
+
+def sign_test_p(ratios: Sequence[float]) -> float:
+    """Two-sided sign test of "head is as likely slower as faster than base" over paired
+    per-process ratios (ties, ratio exactly 1, dropped); 1.0 with nothing to test."""
+    from scipy.stats import binomtest
+
+    r = np.asarray(ratios, dtype=float)
+    above, below = int((r > 1).sum()), int((r < 1).sum())
+    if above + below == 0:
+        return 1.0
+    return float(binomtest(above, above + below, 0.5).pvalue)
+
+
+def smallest_sign_p(n: int) -> float:
+    """The smallest p-value the sign test can give with ``n`` pairs: all on one side."""
+    return min(1.0, 2 * 0.5**n) if n > 0 else 1.0
+
+
+def processes_for(alpha: float, comparisons: int) -> int:
+    """Rounds needed before any of ``comparisons`` Holm-adjusted sign tests can reach
+    ``alpha``: fewer can only ever say "too few processes"."""
+    n = 1
+    while comparisons * smallest_sign_p(n) >= alpha:
+        n += 1
+    return n
+
+
+def paired_process_change(
+    base_medians: Sequence[float], head_medians: Sequence[float], confidence: float = 0.95
+) -> Change:
+    """How head compares with base from per-process medians paired in time (round ``i``
+    ran base's and head's ``i``-th processes back to back): the median of the paired
+    ratios, its order-statistic CI, the sign test's p; ``n_base``/``n_head`` count
+    processes."""
+    b = np.asarray(base_medians, dtype=float)
+    h = np.asarray(head_medians, dtype=float)
+    if b.size != h.size or b.size == 0:
+        raise ValueError("paired_process_change needs the same, non-zero number per side")
+    ratios = h / b
+    lo, hi = median_ci(ratios, confidence)
+    return Change(median(b), median(h), median(ratios), lo, hi, sign_test_p(ratios), b.size, h.size)
+
+
+def process_verdict(
+    c: Change, comparisons: int, threshold: float = 0.05, alpha: float = 0.05, p: float = 1.0
+) -> str:
+    """:func:`verdict` for a :func:`paired_process_change`, ``p`` Holm-adjusted over
+    ``comparisons``; "too few processes" where no p could reach ``alpha`` with this many
+    rounds (a verdict of "unchanged" would be as unfounded as one of "regressed"), and
+    "unchanged" only where the whole CI lies within the threshold."""
+    if comparisons * smallest_sign_p(min(c.n_base, c.n_head)) >= alpha:
+        return "too few processes"
+    v = verdict(c, threshold=threshold, alpha=alpha, p=p)
+    if v == "unchanged" and not (1 / (1 + threshold) <= c.ci_low and c.ci_high <= 1 + threshold):
+        # The estimate is within the threshold but the processes cannot rule out more.
+        return "not significant"
+    return v
 
 
 # --- confidence intervals from summaries (``copybench report``) ------------------------------

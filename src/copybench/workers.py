@@ -28,24 +28,36 @@ def run_workers(
     (parsed from JSON).  ``timeout`` bounds each worker, in seconds."""
     if count < 1:
         raise ValueError(f"workers must be at least 1, got {count}")
-    out = []
-    for _ in range(count):
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", module, json.dumps(spec)],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired:
-            raise WorkerError(f"{module} worker ran past {timeout:g} s") from None
-        if proc.returncode:
-            raise WorkerError(f"{module} worker failed: {proc.stderr.strip()[-500:]}")
-        try:
-            out.append(json.loads(proc.stdout))
-        except json.JSONDecodeError:
-            raise WorkerError(f"{module} worker printed no JSON: {proc.stdout[-200:]!r}") from None
-    return out
+    return [run_worker(module, spec, timeout=timeout) for _ in range(count)]
+
+
+def run_worker(
+    module: str,
+    spec: dict[str, Any],
+    python: str = sys.executable,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """One worker: ``python -m module JSON(spec)`` (another interpreter and environment if
+    given, e.g. the other side of a comparison); what it printed, parsed from JSON."""
+    try:
+        proc = subprocess.run(
+            [python, "-m", module, json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        raise WorkerError(f"{module} worker ran past {timeout:g} s") from None
+    except OSError as e:
+        raise WorkerError(f"{module} worker could not start: {e}") from None
+    if proc.returncode:
+        raise WorkerError(f"{module} worker failed: {proc.stderr.strip()[-500:]}")
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise WorkerError(f"{module} worker printed no JSON: {proc.stdout[-200:]!r}") from None
 
 
 def worker_main(measure: Any) -> None:

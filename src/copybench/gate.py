@@ -1,0 +1,293 @@
+"""``copybench gate``: base and head timed side by side, in alternating fresh processes.
+
+The regression gate of the nightly and of ``copybench compare`` on its results.  Why not
+compare two runs, or the samples of one process each:
+
+- **The process is the unit.** A fresh process lands in a state (memory placement, the
+  allocator's history) that holds for its whole life and moved a small copy by up to 2x
+  on this project's machine; thousands of samples from one process are one observation of
+  that state, and a p-value over them is not a p-value (pooled samples gave p ~ 1e-284
+  for two runs of the same code).
+- **Time is a confounder.** The same code ran 2x slower half an hour later.  So the two
+  sides run *interleaved*: process ``i`` of base and process ``i`` of head run back to back
+  (base first in even rounds, head first in odd ones), and each round gives one paired
+  ratio, head over base, of the processes' medians.
+
+A case's verdict then rests on ``n`` paired ratios: the estimate is their median, with a
+distribution-free CI from order statistics; the test is the sign test (how many rounds
+head was slower), Holm-adjusted over the cases.  Under A/A the two processes of a round
+are exchangeable, so each ratio is as likely above 1 as below, whatever the machine does:
+the chance that any case comes out significant is at most ``alpha``, without assuming a
+distribution.  "regressed" needs that *and* the whole CI beyond ``1 + threshold``.  With
+too few rounds for the sign test to ever reach ``alpha`` over this many cases, the
+verdict is "too few processes", never "regressed".
+
+Each side is an interpreter (``--base-python``, ``--head-python``: two torch builds, two
+checkouts) with an environment of its own (``--base-env``, ``--head-env`` KEY=VALUE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = "copybench-gate/1"
+DEFAULT_PROCESSES = 12
+DEFAULT_BUDGET = 0.1  # seconds of timed blocks per case in each process
+BLOCK_SECONDS = 0.001
+
+# The gate selection: the copies users ask about, where wall time resolves a change on a
+# shared 2-core machine (sizes from 128 KiB, float32, contiguous), and the model copies.
+GATE_METHODS: tuple[str, ...] = ("clone", "clone_detach", "detach_clone", "copy_into")
+GATE_SIZES: tuple[int, ...] = (2**15, 2**20)
+GATE_MODULE_METHODS: tuple[str, ...] = ("deepcopy_module", "state_dict_snapshot")
+GATE_MODELS: tuple[str, ...] = ("1e6x8",)
+
+
+@dataclass
+class Side:
+    """One side of the comparison: an interpreter and the environment it runs in."""
+
+    name: str
+    python: str = sys.executable
+    env: dict[str, str] = field(default_factory=dict)
+
+    def environ(self) -> dict[str, str]:
+        out = dict(os.environ)
+        for k, v in self.env.items():
+            if v == "":
+                out.pop(k, None)
+            else:
+                out[k] = v
+        return out
+
+
+def gate_cases(
+    methods: list[str] | None = None,
+    sizes: list[int] | None = None,
+    models: list[str] | None = None,
+    dtype: str = "float32",
+) -> list[dict[str, Any]]:
+    """Case specs (JSON-able) for the gate: tensor cases, requires_grad both ways,
+    contiguous, CPU, 1 thread; module cases on the CPU.  Defaults: the gate selection."""
+    from .cases import DEFAULT_THREADS, MODELS, SIZES, CaseError
+    from .methods import get_method
+
+    methods = methods or [*GATE_METHODS, *GATE_MODULE_METHODS]
+    out: list[dict[str, Any]] = []
+    for name in methods:
+        m = get_method(name)
+        if m.kind == "tensor":
+            for numel in sizes or GATE_SIZES:
+                if numel not in SIZES:
+                    raise CaseError(f"size {numel} is not in the grid")
+                for grad in (False, True):
+                    out.append(
+                        {
+                            "kind": "tensor",
+                            "args": [name, numel, dtype, grad, "contiguous", "cpu"],
+                            "threads": DEFAULT_THREADS,
+                        }
+                    )
+        elif m.kind == "module":
+            for model in models or GATE_MODELS:
+                if model not in MODELS:
+                    raise CaseError(f"unknown model {model!r}")
+                out.append({"kind": "module", "args": [name, model, "cpu"], "threads": 1})
+        else:
+            raise CaseError(f"{name!r} is a device transfer: the gate times CPU copies")
+    return out
+
+
+def case_id(spec: dict[str, Any]) -> str:
+    from .cases import ModuleCase, TensorCase
+
+    if spec["kind"] == "tensor":
+        return TensorCase(*spec["args"], spec["threads"]).id
+    return ModuleCase(*spec["args"], spec["threads"]).id
+
+
+# --- one process -------------------------------------------------------------------------------
+
+
+def measure_process(spec: dict[str, Any]) -> dict[str, Any]:
+    """Every case of ``spec``, in this process: per-call seconds of each timed block."""
+    import torch
+
+    from .bench import prepare_module_case, prepare_tensor_case, slowed_down_methods
+    from .cases import CaseError
+    from .timing import time_block
+
+    out: dict[str, Any] = {
+        "pid": os.getpid(),
+        "torch": torch.__version__,
+        "slowed_down": slowed_down_methods(),
+        "cases": {},
+        "skipped": {},
+    }
+    for c in spec["cases"]:
+        prepare = prepare_tensor_case if c["kind"] == "tensor" else prepare_module_case
+        try:
+            case = prepare(*c["args"], c["threads"])
+        except CaseError as e:
+            out["skipped"][case_id(c)] = str(e)
+            continue
+        n = 1
+        while time_block(case.run, n) < BLOCK_SECONDS and n < 1 << 20:
+            n *= 2
+        blocks = []
+        end = time.perf_counter() + spec["budget"]
+        while len(blocks) < 5 or time.perf_counter() < end:
+            blocks.append(time_block(case.run, n) / n)
+        out["cases"][case_id(c)] = blocks
+    return out
+
+
+# --- interleaved runs --------------------------------------------------------------------------
+
+
+def run_gate(
+    base: Side,
+    head: Side,
+    cases: list[dict[str, Any]],
+    processes: int = DEFAULT_PROCESSES,
+    budget: float = DEFAULT_BUDGET,
+    log: Any = None,
+) -> dict[str, Any]:
+    """``processes`` rounds; in each, one fresh process per side, back to back, the order
+    alternating; returns the results (see :func:`copybench.compare` for the verdicts)."""
+    from .workers import run_worker
+
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1, got {processes}")
+    spec = {"cases": cases, "budget": budget}
+    rounds = []
+    for i in range(processes):
+        order = (base, head) if i % 2 == 0 else (head, base)
+        got = {}
+        for side in order:
+            got[side.name] = run_worker(
+                "copybench.gate", spec, python=side.python, env=side.environ(), timeout=600
+            )
+        rounds.append({"order": [s.name for s in order], **got})
+        if log is not None:
+            print(f"copybench gate: round {i + 1}/{processes} done", file=log, flush=True)
+    return {
+        "format": FORMAT,
+        "sides": {
+            s.name: {"python": s.python, "env": s.env, "torch": rounds[0][s.name]["torch"]}
+            for s in (base, head)
+        },
+        "budget": budget,
+        "rounds": rounds,
+    }
+
+
+def is_gate_results(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def paired_medians(data: dict[str, Any]) -> dict[str, tuple[list[float], list[float]]]:
+    """Per case, the base and head process medians, round by round (pairs in time)."""
+    from . import stats
+
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for r in data["rounds"]:
+        for case, blocks in r["base"]["cases"].items():
+            if case in r["head"]["cases"]:
+                b, h = out.setdefault(case, ([], []))
+                b.append(stats.median(blocks))
+                h.append(stats.median(r["head"]["cases"][case]))
+    return out
+
+
+# --- command -------------------------------------------------------------------------------------
+
+
+def _env_pairs(values: list[str]) -> dict[str, str]:
+    from .cli import UsageError
+
+    out = {}
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key:
+            raise UsageError(f"environment setting must be KEY=VALUE, got {v!r}")
+        out[key] = value
+    return out
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser(
+        "gate",
+        help="time base and head interleaved in fresh processes; exit 1 on a regression",
+        description=__doc__.split("\n\n")[0],
+    )
+    s.add_argument("--base-python", default=sys.executable, help="base interpreter")
+    s.add_argument("--head-python", default=sys.executable, help="head interpreter")
+    s.add_argument("--base-env", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument(
+        "--head-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of that side's processes (KEY= removes KEY); repeatable",
+    )
+    s.add_argument("--method", action="append", default=[], metavar="NAME")
+    s.add_argument("--size", action="append", default=[], type=int, metavar="NUMEL")
+    s.add_argument("--model", action="append", default=[])
+    s.add_argument(
+        "--processes",
+        type=int,
+        default=DEFAULT_PROCESSES,
+        help=f"rounds: fresh processes per side (default {DEFAULT_PROCESSES})",
+    )
+    s.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET,
+        help=f"seconds per case in each process (default {DEFAULT_BUDGET:g})",
+    )
+    s.add_argument("--threshold", type=float, default=0.05)
+    s.add_argument("--alpha", type=float, default=0.05)
+    s.add_argument("--out", type=Path, help="also write the results here (JSON)")
+    s.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    s.set_defaults(func=cmd_gate)
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from .cli import UsageError
+    from .compare import compare_gate, render
+    from .results import atomic_write_text
+
+    if args.processes < 1 or args.budget <= 0:
+        raise UsageError("--processes must be at least 1 and --budget positive")
+    import shutil
+
+    for py in (args.base_python, args.head_python):
+        if shutil.which(py) is None:
+            raise UsageError(f"{py}: not an executable interpreter")
+    cases = gate_cases(args.method or None, args.size or None, args.model or None)
+    base = Side("base", args.base_python, _env_pairs(args.base_env))
+    head = Side("head", args.head_python, _env_pairs(args.head_env))
+    data = run_gate(base, head, cases, args.processes, args.budget, log=sys.stderr)
+    if args.out:
+        atomic_write_text(args.out, json.dumps(data))
+    table = compare_gate(data, threshold=args.threshold, alpha=args.alpha)
+    print(render(table, args.format, threshold=args.threshold, alpha=args.alpha))
+    return 1 if (table["verdict"] == "regressed").any() else 0
+
+
+if __name__ == "__main__":
+    from .workers import worker_main
+
+    worker_main(measure_process)
