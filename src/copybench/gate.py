@@ -211,6 +211,51 @@ def paired_medians(data: dict[str, Any]) -> dict[str, tuple[list[float], list[fl
     return out
 
 
+# --- A/A study ----------------------------------------------------------------------------------
+
+
+def aa_study(
+    cases: list[dict[str, Any]],
+    repeats: int,
+    processes: int = DEFAULT_PROCESSES,
+    budget: float = DEFAULT_BUDGET,
+    threshold: float = 0.05,
+    alpha: float = 0.05,
+    log: Any = None,
+) -> list[dict[str, Any]]:
+    """``repeats`` A/A gates (this interpreter on both sides, exactly as the nightly gates),
+    and per case: how often it was called regressed or improved (false alarms), the spread
+    of the rounds' ratios, and the smallest slowdown every round would show beyond the
+    threshold given the least favourable pair of processes observed, ``(1 + threshold) /
+    min ratio``: what "regressed" needs from all of a gate's rounds."""
+    from .compare import compare_gate
+
+    per_case: dict[str, dict[str, Any]] = {}
+    for i in range(repeats):
+        data = run_gate(Side("base"), Side("head"), cases, processes, budget, log=log)
+        table = compare_gate(data, threshold=threshold, alpha=alpha).set_index("case")
+        for case, (b, h) in paired_medians(data).items():
+            row = per_case.setdefault(case, {"case": case, "false_alarms": 0, "ratios": []})
+            row["ratios"] += [hh / bb for bb, hh in zip(b, h, strict=True)]
+            row["false_alarms"] += table.loc[case, "verdict"] in ("regressed", "improved")
+        if log is not None:
+            print(f"copybench aa-study: repeat {i + 1}/{repeats} done", file=log, flush=True)
+    out = []
+    for row in per_case.values():
+        r = row.pop("ratios")
+        out.append(
+            {
+                **row,
+                "repeats": repeats,
+                "rounds": len(r),
+                "ratio_min": min(r),
+                "ratio_max": max(r),
+                "detects": (1 + threshold) / min(r),
+            }
+        )
+    return out
+
+
 # --- command -------------------------------------------------------------------------------------
 
 
@@ -242,6 +287,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="environment of that side's processes (KEY= removes KEY); repeatable",
     )
+    _selection_options(s)
+    s.add_argument("--out", type=Path, help="also write the results here (JSON)")
+    s.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    s.set_defaults(func=cmd_gate)
+
+    s = sub.add_parser(
+        "aa-study",
+        help="run the gate A against A several times: false alarms, detectable slowdown",
+    )
+    s.add_argument("--repeats", type=int, default=3, help="A/A gates to run (default 3)")
+    _selection_options(s)
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.set_defaults(func=cmd_aa_study)
+
+
+def _selection_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--method", action="append", default=[], metavar="NAME")
     s.add_argument("--size", action="append", default=[], type=int, metavar="NUMEL")
     s.add_argument("--model", action="append", default=[])
@@ -259,9 +320,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--threshold", type=float, default=0.05)
     s.add_argument("--alpha", type=float, default=0.05)
-    s.add_argument("--out", type=Path, help="also write the results here (JSON)")
-    s.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    s.set_defaults(func=cmd_gate)
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
@@ -285,6 +343,31 @@ def cmd_gate(args: argparse.Namespace) -> int:
     table = compare_gate(data, threshold=args.threshold, alpha=args.alpha)
     print(render(table, args.format, threshold=args.threshold, alpha=args.alpha))
     return 1 if (table["verdict"] == "regressed").any() else 0
+
+
+def cmd_aa_study(args: argparse.Namespace) -> int:
+    from .cli import UsageError
+
+    if args.repeats < 1 or args.processes < 1 or args.budget <= 0:
+        raise UsageError("--repeats and --processes must be at least 1, --budget positive")
+    cases = gate_cases(args.method or None, args.size or None, args.model or None)
+    rows = aa_study(
+        cases, args.repeats, args.processes, args.budget, args.threshold, args.alpha, sys.stderr
+    )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(
+        f"A/A: {args.repeats} gates of {args.processes} rounds, threshold "
+        f"{args.threshold:.0%}, alpha {args.alpha:g}"
+    )
+    print(f"{'case':<55} {'false alarms':>12} {'round ratios':>15} {'detects':>8}")
+    for r in sorted(rows, key=lambda r: r["case"]):
+        print(
+            f"{r['case']:<55} {r['false_alarms']:>5} of {r['repeats']:<4} "
+            f"{r['ratio_min']:>6.2f}-{r['ratio_max']:<6.2f}  x{r['detects']:.2f}"
+        )
+    return 0
 
 
 if __name__ == "__main__":
