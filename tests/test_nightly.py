@@ -76,4 +76,3 @@ def test_a_regression_fails_the_night_and_names_only_its_cases(tmp_path):
     summary = (tmp_path / "summary.md").read_text()
     assert "first night" in summary and "14 rounds of one fresh process per side" in summary
     assert len(list((tmp_path / "nightly").glob("*-torch*.json"))) == 1
-
