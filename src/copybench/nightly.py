@@ -36,6 +36,7 @@ from .asvrun import Selection, config_copy, project_root, run_asv
 from .cases import CaseError
 from .cli import UsageError
 from .results import ENV_SUFFIX, ResultsError, read_env_sidecar
+from .workers import WorkerError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in failed:
             print(f"copybench nightly: regressed: {name}", file=sys.stderr)
         return 1 if failed else 0
-    except (ResultsError, CaseError, UsageError) as e:
+    except (ResultsError, CaseError, UsageError, WorkerError) as e:
         print(f"copybench nightly: {e}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as e:
