@@ -147,7 +147,7 @@ def project_root() -> Path:
 
 def results_dir(config: Path) -> Path:
     """The results folder a config names (relative paths are relative to the config)."""
-    conf = json.loads(strip_json_comments(config.read_text()))
+    conf = read_config(config)
     return config.parent / conf.get("results_dir", "results")
 
 
@@ -158,7 +158,7 @@ def config_copy(
     HTML go to ``results`` and ``html`` (absolute paths, so the copy can live anywhere):
     for runs that must not touch the project's own ``.asv/results``.  ``repo`` replaces
     the checkout as asv's repository (a snapshot of a tree that has no git history)."""
-    conf = json.loads(strip_json_comments((root / "asv.conf.json").read_text()))
+    conf = read_config(root / "asv.conf.json")
     conf.update(
         repo=str(repo or root),
         benchmark_dir=str(root / conf.get("benchmark_dir", "benchmarks")),
@@ -169,6 +169,11 @@ def config_copy(
     target = folder / "asv.conf.json"
     target.write_text(json.dumps(conf, indent=2))
     return target
+
+
+def read_config(path: Path) -> dict:
+    """An asv config file (JSON with ``//`` comment lines) as a dict."""
+    return json.loads(strip_json_comments(path.read_text()))
 
 
 def strip_json_comments(text: str) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -329,8 +330,6 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
     if args.processes < 1 or args.budget <= 0:
         raise UsageError("--processes must be at least 1 and --budget positive")
-    import shutil
-
     for py in (args.base_python, args.head_python):
         if shutil.which(py) is None:
             raise UsageError(f"{py}: not an executable interpreter")

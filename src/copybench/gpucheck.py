@@ -260,7 +260,7 @@ def _commit_for(root: Path, tmp: Path) -> tuple[str, Path | None]:
     commit, else (no git history, as in a copied working tree, or changes not committed) a
     one-commit snapshot of the tree made in ``tmp``: results must not claim a commit whose
     code they did not run."""
-    from .asvrun import head_commit, strip_json_comments
+    from .asvrun import head_commit, read_config
 
     try:
         head = head_commit(root)
@@ -284,7 +284,7 @@ def _commit_for(root: Path, tmp: Path) -> tuple[str, Path | None]:
     }
     subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
     # On the branch asv.conf.json names (asv refuses a results commit on an unknown one).
-    conf = json.loads(strip_json_comments((root / "asv.conf.json").read_text()))
+    conf = read_config(root / "asv.conf.json")
     branch = (conf.get("branches") or ["main"])[0]
     subprocess.run([*git, "symbolic-ref", "HEAD", f"refs/heads/{branch}"], check=True, env=env)
     subprocess.run([*git, "add", "-A", "."], check=True, env=env, cwd=root)
