@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -51,3 +55,15 @@ def test_list_names_every_method(run_cli):
     r = run_cli("list")
     assert r.returncode == 0
     assert "clone_detach" in r.stdout and "meta_assign" in r.stdout
+
+
+def test_the_installed_command_in_a_fresh_interpreter():
+    # run_cli calls main() in this process; this is the command as a user starts it.
+    exe = Path(sys.executable).with_name("copybench")
+    if not exe.exists():
+        pytest.skip("copybench is not installed beside this interpreter")
+    ok = subprocess.run([exe, "list"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "clone_detach" in ok.stdout
+    bad = subprocess.run([exe, "run", "--size", "big"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr == "copybench: size must be an element count, got 'big'\n"

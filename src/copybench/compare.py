@@ -310,7 +310,7 @@ def compare_gate(
         for case, (b, h) in pairs.items()
     }
     adjusted = stats.holm_adjust([c.p for c in changes.values()])
-    out = []
+    out = _instruction_rows(data.get("instructions") or {}, threshold)
     for (case, c), p in zip(changes.items(), adjusted, strict=True):
         out.append(
             {
@@ -333,6 +333,38 @@ def compare_gate(
     table = pd.DataFrame(out)
     table.attrs["gate"] = True
     return table.sort_values(["ratio", "case"], ascending=[False, True])
+
+
+def _instruction_rows(counts: dict[str, dict[str, float]], threshold: float) -> list[dict]:
+    """The gate's instruction counts, both sides (one Valgrind process each): exact, so
+    judged by the threshold alone, and outside the sign tests' multiplicity."""
+    from . import stats
+
+    base, head = counts.get("base", {}), counts.get("head", {})
+    rows = []
+    for case in sorted(set(base) & set(head)):
+        b, h = base[case], head[case]
+        ratio = h / b if b else math.nan
+        c = stats.Change(b, h, ratio, ratio, ratio, math.nan, 1, 1)
+        rows.append(
+            {
+                "benchmark": "gate-instructions",
+                "case": case,
+                "unit": "instructions",
+                "asv_name": None,
+                "base_median": b,
+                "head_median": h,
+                "ratio": ratio,
+                "ci_low": ratio,
+                "ci_high": ratio,
+                "p": math.nan,
+                "n_base": 1,
+                "n_head": 1,
+                "processes": 1,
+                "verdict": stats.verdict(c, threshold=threshold, deterministic=True),
+            }
+        )
+    return rows
 
 
 def _samples(row: Any) -> list[float]:
@@ -403,14 +435,20 @@ def render(
     if table.attrs.get("gate"):
         from .stats import processes_for
 
-        n = int(table["processes"].min())
+        timed = table[table["unit"] != "instructions"]
+        n = int(timed["processes"].min())
         how = (
             f"{n} rounds of one fresh process per side, interleaved; ratio = median over "
             f"rounds of head/base process medians, {(1 - alpha) * 100:.4g}% order-statistic CI, "
             "Holm-adjusted sign-test p; regressed = significant and the whole CI beyond "
-            f"the threshold; {processes_for(alpha, len(table))} rounds needed "
-            f"for a verdict on {len(table)} cases"
+            f"the threshold; {processes_for(alpha, len(timed))} rounds needed "
+            f"for a verdict on {len(timed)} cases"
         )
+        if len(timed) < len(table):
+            how += (
+                "; gate-instructions: callgrind instructions per call, one count per side, "
+                "exact, judged by the threshold alone"
+            )
     else:
         how = (
             "compared across runs: each side is one run, one process per case, so wall "

@@ -24,6 +24,14 @@ verdict is "too few processes", never "regressed".
 
 Each side is an interpreter (``--base-python``, ``--head-python``: two torch builds, two
 checkouts) with an environment of its own (``--base-env``, ``--head-env`` KEY=VALUE).
+
+Where wall time cannot resolve a change (a 30% slower ``Tensor.clone`` at 4 KiB drowns in
+the spread between processes on a shared 2-core machine), instruction counts can: with
+callgrind available (``--instructions``, the default there), each side also counts the
+instructions per call of the gate's tensor methods at 32 and 1,024 elements, from a source
+that requires grad (:mod:`copybench.instructions`: one Valgrind process per side, the two
+run at the same time since a count does not depend on the neighbours).  Counts repeat
+exactly, so those rows are judged by the threshold alone.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from typing import Any
 FORMAT = "copybench-gate/1"
 DEFAULT_PROCESSES = 12
 DEFAULT_BUDGET = 0.1  # seconds of timed blocks per case in each process
+DEFAULT_THRESHOLD = 0.05  # a change smaller than this is "unchanged"
 BLOCK_SECONDS = 0.001
 
 # The gate selection: the copies users ask about, where wall time resolves a change on a
@@ -160,9 +169,12 @@ def run_gate(
     processes: int = DEFAULT_PROCESSES,
     budget: float = DEFAULT_BUDGET,
     log: Any = None,
+    instructions: bool = False,
 ) -> dict[str, Any]:
     """``processes`` rounds; in each, one fresh process per side, back to back, the order
-    alternating; returns the results (see :func:`copybench.compare` for the verdicts)."""
+    alternating; then, with ``instructions``, both sides' instruction counts (see
+    :func:`count_sides`).  Returns the results (see :func:`copybench.compare` for the
+    verdicts)."""
     from .workers import run_worker
 
     if processes < 1:
@@ -179,7 +191,7 @@ def run_gate(
         rounds.append({"order": [s.name for s in order], **got})
         if log is not None:
             print(f"copybench gate: round {i + 1}/{processes} done", file=log, flush=True)
-    return {
+    out = {
         "format": FORMAT,
         "sides": {
             s.name: {"python": s.python, "env": s.env, "torch": rounds[0][s.name]["torch"]}
@@ -188,6 +200,45 @@ def run_gate(
         "budget": budget,
         "rounds": rounds,
     }
+    if instructions:
+        if log is not None:
+            print("copybench gate: counting instructions (callgrind)", file=log, flush=True)
+        out["instructions"] = count_sides(base, head, cases)
+    return out
+
+
+def instruction_methods(cases: list[dict[str, Any]]) -> list[str]:
+    """The tensor methods among the gate's cases, in order."""
+    return list(dict.fromkeys(c["args"][0] for c in cases if c["kind"] == "tensor"))
+
+
+def count_sides(base: Side, head: Side, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Instructions per call of the cases' tensor methods at the instruction sizes, in each
+    side's interpreter and environment: ``{"base": {case: n}, "head": {case: n}}``.  The
+    two Valgrind processes run at the same time (each is deterministic, see
+    :mod:`copybench.instructions`); the rounds of wall time are over by then."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .cases import DEFAULT_THREADS, TensorCase
+    from .instructions import INSTRUCTION_SIZES, count_instructions
+
+    methods = instruction_methods(cases)
+    if not methods:
+        return {"base": {}, "head": {}}
+    dtype = next(c["args"][2] for c in cases if c["kind"] == "tensor")
+
+    def count(side: Side) -> dict[str, float]:
+        got = count_instructions(
+            methods, INSTRUCTION_SIZES, dtype=dtype, python=side.python, env=side.env
+        )
+        return {
+            TensorCase(m, n, dtype, True, "contiguous", "cpu", DEFAULT_THREADS).id: c.instructions
+            for (m, n), c in got.items()
+        }
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = {s.name: pool.submit(count, s) for s in (base, head)}
+        return {name: f.result() for name, f in futures.items()}
 
 
 def is_gate_results(path: Path) -> bool:
@@ -220,7 +271,7 @@ def aa_study(
     repeats: int,
     processes: int = DEFAULT_PROCESSES,
     budget: float = DEFAULT_BUDGET,
-    threshold: float = 0.05,
+    threshold: float = DEFAULT_THRESHOLD,
     alpha: float = 0.05,
     log: Any = None,
 ) -> list[dict[str, Any]]:
@@ -289,6 +340,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="environment of that side's processes (KEY= removes KEY); repeatable",
     )
     _selection_options(s)
+    instruction_option(s)
     s.add_argument("--out", type=Path, help="also write the results here (JSON)")
     s.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     s.set_defaults(func=cmd_gate)
@@ -319,8 +371,31 @@ def _selection_options(s: argparse.ArgumentParser) -> None:
         default=DEFAULT_BUDGET,
         help=f"seconds per case in each process (default {DEFAULT_BUDGET:g})",
     )
-    s.add_argument("--threshold", type=float, default=0.05)
+    s.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     s.add_argument("--alpha", type=float, default=0.05)
+
+
+def instruction_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--instructions",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also count both sides' instructions per call with callgrind (default: where "
+        "valgrind is available)",
+    )
+
+
+def want_instructions(flag: bool | None) -> bool:
+    """``--instructions``: None (not given) means where valgrind can count; asked for
+    where it cannot is bad input."""
+    from .cli import UsageError
+    from .instructions import valgrind_available
+
+    if flag is None:
+        return valgrind_available()
+    if flag and not valgrind_available():
+        raise UsageError("--instructions needs valgrind with callgrind_control (not found)")
+    return flag
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
@@ -336,7 +411,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
     cases = gate_cases(args.method or None, args.size or None, args.model or None)
     base = Side("base", args.base_python, _env_pairs(args.base_env))
     head = Side("head", args.head_python, _env_pairs(args.head_env))
-    data = run_gate(base, head, cases, args.processes, args.budget, log=sys.stderr)
+    instructions = want_instructions(args.instructions)
+    data = run_gate(
+        base, head, cases, args.processes, args.budget, log=sys.stderr, instructions=instructions
+    )
     if args.out:
         atomic_write_text(args.out, json.dumps(data))
     table = compare_gate(data, threshold=args.threshold, alpha=args.alpha)

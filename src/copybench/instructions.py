@@ -41,7 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 # Small tensors, where host overhead dominates: 32 and 1,024 elements (128 B and 4 KiB).
@@ -95,10 +95,16 @@ def count_instructions(
     calls: int = DEFAULT_CALLS,
     rounds: int = DEFAULT_ROUNDS,
     timeout: float = 600,
+    python: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> dict[tuple[str, int], InstructionCount]:
     """Instructions per call of each tensor method at each size, from one Valgrind run.
 
-    CPU only, one thread (callgrind serialises threads anyway).  Raises
+    CPU only, one thread (callgrind serialises threads anyway).  ``python`` counts in
+    another interpreter (another torch build; it must be able to import torch, and gets
+    this copybench on its path); ``env`` adds settings to the child's fixed environment
+    (a ``PYTHONPATH`` goes before this copybench's folder; an empty value removes the key):
+    both are part of what is measured, like the two sides of ``copybench gate``.  Raises
     ValgrindUnavailable where callgrind cannot run, CaseError/UnknownMethodError for bad
     input (checked here, before Valgrind starts).
     """
@@ -119,14 +125,15 @@ def count_instructions(
         "calls": calls,
         "rounds": rounds,
     }
+    run = {"python": _interpreter(python or sys.executable), "env": dict(env or {})}
     # Under /tmp, not $TMPDIR: the output path is on Valgrind's command line, which, like
     # everything else the child sees, should not depend on the parent's environment.
     base = "/tmp" if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="copybench-callgrind-", dir=base) as tmp:
         try:
-            totals = _run_valgrind(spec, tmp, instr_atstart=False, timeout=timeout)
+            totals = _run_valgrind(spec, tmp, instr_atstart=False, timeout=timeout, **run)
         except _InstrumentationNotSwitched:
-            totals = _run_valgrind(spec, tmp, instr_atstart=True, timeout=timeout)
+            totals = _run_valgrind(spec, tmp, instr_atstart=True, timeout=timeout, **run)
     return _per_call(spec, totals)
 
 
@@ -134,7 +141,15 @@ class _InstrumentationNotSwitched(RuntimeError):
     pass
 
 
-def _run_valgrind(spec: dict, tmp: str, *, instr_atstart: bool, timeout: float) -> list[int]:
+def _run_valgrind(
+    spec: dict,
+    tmp: str,
+    *,
+    instr_atstart: bool,
+    timeout: float,
+    python: str,
+    env: Mapping[str, str],
+) -> list[int]:
     """One Valgrind process for every statement; the callgrind totals of its dumps, in order.
 
     Why so much care over the child's surroundings: the counts depend on glibc malloc's
@@ -146,7 +161,8 @@ def _run_valgrind(spec: dict, tmp: str, *, instr_atstart: bool, timeout: float) 
     its output - changes that history, and moved the 1,024-element overhead by up to 6%
     between invocations while runs from one shell repeated exactly.  Under Valgrind the
     guest's address space is laid out the same every time (ASLR does not reach it), so with
-    the inputs fixed the child is deterministic and so are its counts.
+    the inputs fixed the child is deterministic and so are its counts.  ``python`` and
+    ``env`` are the inputs a caller chooses (see :func:`count_instructions`).
     """
     out = os.path.join(tmp, "callgrind.out")
     for f in os.listdir(tmp):
@@ -157,7 +173,7 @@ def _run_valgrind(spec: dict, tmp: str, *, instr_atstart: bool, timeout: float) 
     # Nothing from the parent's environment: a fixed, minimal one.  PYTHONPATH and the
     # working directory are the folder holding this copybench, so the child imports the
     # same code whatever the parent's path and cwd were.
-    env = {
+    fixed = {
         "PATH": os.pathsep.join([os.path.dirname(valgrind), "/usr/bin", "/bin"]),
         "HOME": "/nonexistent",
         "LC_ALL": "C",
@@ -172,13 +188,21 @@ def _run_valgrind(spec: dict, tmp: str, *, instr_atstart: bool, timeout: float) 
         # the order of the sizes counted before it, 0.1% without fastbins).
         "GLIBC_TUNABLES": "glibc.malloc.mxfast=0",
     }
+    for key, value in env.items():
+        if value == "":
+            fixed.pop(key, None)
+        elif key == "PYTHONPATH":
+            fixed[key] = os.pathsep.join([value, root])
+        else:
+            fixed[key] = value
+    env = fixed
     cmd = [
         valgrind,
         "--tool=callgrind",
         f"--callgrind-out-file={out}",
         f"--instr-atstart={'yes' if instr_atstart else 'no'}",
         "--collect-atstart=no",
-        _interpreter(),
+        python,
         "-m",
         "copybench.instructions",
         json.dumps({**spec, "switch_on": switch_on}, sort_keys=True),
@@ -220,15 +244,15 @@ def _run_valgrind(spec: dict, tmp: str, *, instr_atstart: bool, timeout: float) 
     return totals
 
 
-def _interpreter() -> str:
-    """This interpreter, under one name whatever name started it.
+def _interpreter(exe: str) -> str:
+    """An interpreter (``sys.executable`` for this one), under one name whatever name
+    started it.
 
     ``.venv/bin/python`` (``python -c``) and ``.venv/bin/python3`` (the ``copybench``
     script's shebang) are the same program, but the name becomes ``sys.executable`` in the
     child and its length moved the counts by 0.1-0.2%.  The first of ``python3``, ``python``
-    next to ``sys.executable`` that is the same file is used.
+    next to ``exe`` that is the same file is used.
     """
-    exe = sys.executable
     for name in ("python3", "python"):
         candidate = os.path.join(os.path.dirname(exe), name)
         if os.path.exists(candidate) and os.path.samefile(candidate, exe):

@@ -14,8 +14,10 @@
    record: two runs hours apart get no verdict on wall time (see :mod:`copybench.compare`);
 5. **gates**: with ``--baseline-python`` (an interpreter with the baseline torch: the
    previous night's build or a pinned release), ``copybench gate`` times the gate
-   selection in both, interleaved in fresh processes, and the night fails on the cases
-   that regressed there, and names them.  Whatever the machine does during the gate hits
+   selection in both, interleaved in fresh processes, and counts both sides'
+   instructions where valgrind is available; the night fails on the cases that regressed
+   there, and names them.  The gate's results are archived beside the night's
+   (``<night>.gate.json``).  Whatever the machine does during the gate hits
    both sides alike; the statistics take the process as the unit (:mod:`copybench.gate`).
 """
 
@@ -61,11 +63,19 @@ def archive_night(results_file: Path, archive: Path) -> Path:
     return target
 
 
+# Beside a night's asv results, the gate's results (``copybench compare`` reads them alone).
+GATE_SUFFIX = ".gate.json"
+
+
 def nights(archive: Path) -> list[Path]:
-    """Archived nights, oldest first."""
+    """Archived nights (their asv results files), oldest first."""
     if not archive.is_dir():
         return []
-    return sorted(p for p in archive.glob("*.json") if p.name != "benchmarks.json")
+    return sorted(
+        p
+        for p in archive.glob("*.json")
+        if p.name != "benchmarks.json" and not p.name.endswith(GATE_SUFFIX)
+    )
 
 
 def publish(config: Path, root: Path) -> None:
@@ -101,16 +111,28 @@ def gate(
     threshold: float,
     alpha: float,
     summary: Path | None,
+    instructions: bool = False,
+    out: Path | None = None,
 ) -> list[str]:
     """Time the gate selection (narrowed like the night's run) in ``baseline`` and in this
-    interpreter, interleaved; print and record the table; return the regressed cases."""
+    interpreter, interleaved (and count both sides' instructions); write the gate results
+    to ``out``; print and record the table; return the regressed cases."""
     from .compare import compare_gate, render
     from .gate import Side, gate_cases, run_gate
+    from .results import atomic_write_text
 
     cases = gate_cases(sel.methods or None, sel.sizes or None, sel.models or None)
     data = run_gate(
-        Side("base", baseline, baseline_env), Side("head"), cases, processes, log=sys.stderr
+        Side("base", baseline, baseline_env),
+        Side("head"),
+        cases,
+        processes,
+        log=sys.stderr,
+        instructions=instructions,
     )
+    if out is not None:
+        atomic_write_text(out, json.dumps(data))
+        print(f"copybench nightly: gate results written to {out}")
     table = compare_gate(data, threshold=threshold, alpha=alpha)
     print(render(table, "text", threshold=threshold, alpha=alpha))
     _append(summary, render(table, "markdown", threshold=threshold, alpha=alpha))
@@ -124,6 +146,8 @@ def _append(summary: Path | None, text: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .gate import DEFAULT_THRESHOLD, instruction_option
+
     p = argparse.ArgumentParser(prog="python -m copybench.nightly", description=__doc__)
     p.add_argument("--results", type=Path, default=Path(".asv/results"), help="asv results")
     p.add_argument("--archive", type=Path, default=Path(".asv/nightly"), help="one file per night")
@@ -133,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", action="append", default=[])
     p.add_argument("--model", action="append", default=[])
     p.add_argument("--device", action="append", default=[])
-    p.add_argument("--threshold", type=float, default=0.05)
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument(
         "--summary",
@@ -163,6 +187,7 @@ def _parser() -> argparse.ArgumentParser:
         default=12,
         help="gate rounds: fresh processes per side (default 12)",
     )
+    instruction_option(p)
     return p
 
 
@@ -194,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             print(text)
             _append(args.summary, text)
         if args.baseline_python:
-            from .gate import _env_pairs
+            from .gate import _env_pairs, want_instructions
 
             failed += gate(
                 args.baseline_python,
@@ -204,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.threshold,
                 args.alpha,
                 args.summary,
+                instructions=want_instructions(args.instructions),
+                out=tonight.with_name(tonight.stem + GATE_SUFFIX),
             )
         else:
             text = "copybench nightly: no --baseline-python: recorded, not gated."
