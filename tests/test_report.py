@@ -44,7 +44,8 @@ def results(root, tmp_path_factory) -> Path:
     args = [sys.executable, "-m", "copybench", "run", "--config", str(config)]
     for m in TENSOR_METHODS + MODULE_METHODS:
         args += ["--method", m]
-    args += ["--size", "1024", "--size", "1048576", "--model", "1e4x8", "--model", "1e6x2"]
+    args += ["--size", "1024", "--size", "1048576", "--dtype", "float32"]
+    args += ["--model", "1e4x8", "--model", "1e6x2"]
     _run(args, cwd=root)
 
     # The second machine, its name and CPU chosen to break unescaped HTML.

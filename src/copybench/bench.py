@@ -77,8 +77,11 @@ def prepare_tensor_case(
     layout: str,
     device: str,
     threads: int = DEFAULT_THREADS,
+    warm: bool = True,
 ) -> Prepared:
-    """Raises CaseError (or UnknownMethodError) for a case that cannot run here."""
+    """Raises CaseError (or UnknownMethodError) for a case that cannot run here.
+    ``warm=False`` skips the warm-up: for a run that checks the case works and times
+    nothing (the test run's pass over the pytest-benchmark harness)."""
     m = get_method(method)
     if m.kind != "tensor":
         raise ValueError(f"{method!r} copies modules, not tensors")
@@ -87,7 +90,8 @@ def prepare_tensor_case(
     reset_cuda_allocator(device)
     call = _maybe_slowed(method, m.bind(x))
     run = synchronized(call, device)
-    warm_up(run, device)
+    if warm:
+        warm_up(run, device)
     return Prepared(run, call, device, threads, nbytes(numel, dtype), x)
 
 
