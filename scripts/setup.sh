@@ -15,8 +15,8 @@ stamp=.venv/.copybench-setup
 want="$(sha256sum pyproject.toml | cut -c1-16) torch=$torch_version"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "copybench: installing torch $torch_version and copybench into .venv" >&2
-  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check "torch==$torch_version"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+  # One resolve and one install for both (the venv's own pip will do: nothing here needs
+  # a newer one).
+  .venv/bin/python -m pip install -q --disable-pip-version-check "torch==$torch_version" -e ".[dev]"
   echo "$want" > "$stamp"
 fi

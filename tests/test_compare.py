@@ -63,6 +63,8 @@ def test_harness_json_records_the_environment(runs: dict[str, Path]) -> None:
     ]
     bench = data["benchmarks"][0]
     assert bench["params"]["method"] in METHODS and len(bench["stats"]["data"]) >= 10
+    # Which process the samples came from: one pytest process here, so one pid.
+    assert len({b["extra_info"]["pid"] for b in data["benchmarks"]}) == 1
 
 
 def test_two_runs_get_no_wall_time_verdict(run_cli, runs: dict[str, Path]) -> None:

@@ -54,16 +54,13 @@ torch.Tensor.clone = clone
 
 
 @pytest.fixture(scope="module")
-def counts():
-    return count_instructions(METHODS, INSTRUCTION_SIZES)
-
-
-@pytest.fixture(scope="module")
-def gate(tmp_path_factory: pytest.TempPathFactory):
-    """``copybench gate``, one round, the head side slowed by the sitecustomize, started
-    from other surroundings than this process: another working directory, ``PATH``,
-    ``$TMPDIR`` and a 3,000-character variable.  None of it may reach the Valgrind child
-    (the counts moved by up to 6% between shells when it did)."""
+def runs(tmp_path_factory: pytest.TempPathFactory):
+    """This process's counts, and ``copybench gate`` (one round, the head side slowed by
+    the sitecustomize) started from other surroundings than this process: another
+    working directory, ``PATH``, ``$TMPDIR`` and a 3,000-character variable, none of
+    which may reach the Valgrind child (the counts moved by up to 6% between shells when
+    they did).  The gate runs while this process counts: a count does not depend on what
+    runs beside it."""
     tmp = tmp_path_factory.mktemp("gate")
     site = tmp / "site"
     site.mkdir()
@@ -75,16 +72,32 @@ def gate(tmp_path_factory: pytest.TempPathFactory):
     out = tmp / "gate.json"
     args = ["--size", "1024", "--processes", "1", "--budget", "0.02", "--instructions"]
     args += ["--head-env", f"PYTHONPATH={site}", "--out", str(out), "--format", "json"]
-    proc = subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-m", "copybench", "gate", *args],
         cwd=tmp,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return site, json.loads(proc.stdout)["benchmarks"], json.loads(out.read_text())
+    ) as proc:
+        try:
+            counts = count_instructions(METHODS, INSTRUCTION_SIZES)
+            stdout, stderr = proc.communicate(timeout=900)
+        except BaseException:
+            proc.kill()
+            raise
+    assert proc.returncode == 1, stdout[-3000:] + stderr[-3000:]
+    return counts, (site, json.loads(stdout)["benchmarks"], json.loads(out.read_text()))
+
+
+@pytest.fixture(scope="module")
+def counts(runs):
+    return runs[0]
+
+
+@pytest.fixture(scope="module")
+def gate(runs):
+    return runs[1]
 
 
 def test_tracked_clone_costs_thousands_more_instructions(counts):

@@ -58,6 +58,10 @@ def nights(tmp_path_factory: pytest.TempPathFactory):
         ROUNDS,
         "--alpha",
         ALPHA,
+        # 20 ms of blocks per case and process (default 100 ms): an 8x slowdown needs no
+        # more, and the fresh processes' `import torch` is most of the gate's time anyway.
+        "--budget",
+        "0.02",
         # The wall-time gate is what this tests; instruction counts (two Valgrind runs) are
         # tested in test_gate.py, and the slowdown is copybench's own, which they do not see.
         "--no-instructions",
@@ -126,8 +130,7 @@ def test_a_recorded_night_is_set_beside_the_last_one(nights):
     text = (tmp / "summary.md").read_text()
     assert "### copybench compare" in text and "recorded, not gated" in text
     assert "compared across runs" in text
-    # Night 2 (detach_clone) beside night 1: the four cases both hold (grad, layout),
-    # none judged on wall time across runs.
+    # Night 2 (detach_clone) beside night 1: its four cases (grad, layout), none judged
+    # on wall time across runs.
     assert text.count("| time_tensor_copy | `detach_clone-1024-float32-") == 4
-    assert "| time_tensor_copy | `clone-1024-float32-" not in text
     assert "regressed" not in night.stderr

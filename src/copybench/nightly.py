@@ -113,12 +113,13 @@ def gate(
     summary: Path | None,
     instructions: bool = False,
     out: Path | None = None,
+    budget: float | None = None,
 ) -> list[str]:
     """Time the gate selection (narrowed like the night's run) in ``baseline`` and in this
     interpreter, interleaved (and count both sides' instructions); write the gate results
     to ``out``; print and record the table; return the regressed cases."""
     from .compare import compare_gate, render
-    from .gate import Side, gate_cases, run_gate
+    from .gate import DEFAULT_BUDGET, Side, gate_cases, run_gate
     from .results import atomic_write_text
 
     cases = gate_cases(sel.methods or None, sel.sizes or None, sel.models or None)
@@ -127,6 +128,7 @@ def gate(
         Side("head"),
         cases,
         processes,
+        DEFAULT_BUDGET if budget is None else budget,
         log=sys.stderr,
         instructions=instructions,
     )
@@ -146,7 +148,7 @@ def _append(summary: Path | None, text: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .gate import DEFAULT_THRESHOLD, instruction_option
+    from .gate import DEFAULT_BUDGET, DEFAULT_THRESHOLD, instruction_option
 
     p = argparse.ArgumentParser(prog="python -m copybench.nightly", description=__doc__)
     p.add_argument("--results", type=Path, default=Path(".asv/results"), help="asv results")
@@ -186,6 +188,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=12,
         help="gate rounds: fresh processes per side (default 12)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET,
+        help=f"gate: seconds per case in each process (default {DEFAULT_BUDGET:g})",
     )
     instruction_option(p)
     return p
@@ -231,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.summary,
                 instructions=want_instructions(args.instructions),
                 out=tonight.with_name(tonight.stem + GATE_SUFFIX),
+                budget=args.budget,
             )
         else:
             text = "copybench nightly: no --baseline-python: recorded, not gated."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import astuple, fields
 from typing import Any
@@ -51,6 +52,9 @@ def _run(
         nbytes=prepared.nbytes,
         threads=prepared.threads,
         torch_version=torch.__version__,
+        # The process every sample of this entry came from (pytest-benchmark times a case
+        # in one process; with pytest-xdist, cases spread over several).
+        pid=os.getpid(),
     )
     _cuda_event_info(measure, prepared)
     measure(run)
@@ -105,6 +109,9 @@ def test_transfer(measure, method, numel, host_memory):
         nbytes=prepared.nbytes,
         threads=prepared.threads,
         torch_version=torch.__version__,
+        # The process every sample of this entry came from (pytest-benchmark times a case
+        # in one process; with pytest-xdist, cases spread over several).
+        pid=os.getpid(),
     )
     _cuda_event_info(measure, prepared)
     measure(prepared.run)
@@ -129,6 +136,7 @@ def test_paired_overhead(measure, pair, numel, device):
         device=device,
         threads=prepared.threads,
         torch_version=torch.__version__,
+        pid=os.getpid(),
     )
     if not measure.disabled:
         measure.extra_info["paired"] = paired_overhead(prepared).as_dict(samples=True)
