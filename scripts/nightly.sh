@@ -8,8 +8,10 @@
 # Runs asv against the installed torch with raw samples recorded, archives the night's
 # results (torch version, git hash, date), publishes asv's HTML, sets the previous night
 # beside it and, with --baseline-python PYTHON, gates: the gate selection timed in both
-# interpreters, interleaved in fresh processes; exits 1 when a copy regressed there (2 on
-# bad input).
+# interpreters, interleaved in fresh processes, and its small copies' instructions counted
+# in both where valgrind is available (--instructions insists, --no-instructions skips);
+# the gate's results are archived beside the night's; exits 1 when a copy regressed there
+# (2 on bad input).
 # Options: python -m copybench.nightly --help.  GITHUB_STEP_SUMMARY, when set, receives the
 # markdown table.
 set -euo pipefail

@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -228,9 +229,16 @@ def count_sides(base: Side, head: Side, cases: list[dict[str, Any]]) -> dict[str
     dtype = next(c["args"][2] for c in cases if c["kind"] == "tensor")
 
     def count(side: Side) -> dict[str, float]:
-        got = count_instructions(
-            methods, INSTRUCTION_SIZES, dtype=dtype, python=side.python, env=side.env
-        )
+        from .workers import WorkerError
+
+        try:
+            got = count_instructions(
+                methods, INSTRUCTION_SIZES, dtype=dtype, python=side.python, env=side.env
+            )
+        except (RuntimeError, subprocess.TimeoutExpired) as e:  # ValgrindUnavailable too
+            lines = str(e).strip().splitlines() or [type(e).__name__]
+            why = lines[0] + (f" ... {lines[-1].strip()}" if len(lines) > 1 else "")
+            raise WorkerError(f"counting instructions in {side.name} failed: {why}") from None
         return {
             TensorCase(m, n, dtype, True, "contiguous", "cpu", DEFAULT_THREADS).id: c.instructions
             for (m, n), c in got.items()
