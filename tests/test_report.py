@@ -14,12 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from copybench.asvrun import Selection, bench_regexes, config_copy
 from copybench.report import build_report, plots, table
-from copybench.report.findings import findings
-from copybench.results import ENV_SUFFIX, load_results
+from copybench.report.findings import SITUATIONS, decisions, findings, paired_findings
+from copybench.results import ENV_SUFFIX, load_paired, load_results
 
 EVIL_MACHINE = "<img src=x onerror=alert(1)>&'\""
 EVIL_CPU = "<script>alert('cpu')</script>"
@@ -64,7 +65,35 @@ def results(root, tmp_path_factory) -> Path:
     # A benchmark whose thread parameter is "all" (a string beside the ints elsewhere).
     cmd += ["--bench", r"TrackedCloneOverhead\.\w+\(1024, 'all'\)"]
     _run(cmd, cwd=root, env=env)
+    _store_paired(tmp / "results")
     return tmp / "results"
+
+
+# The paired comparisons `copybench run` measures when nothing narrows it (minutes), here a
+# few of them in two fresh processes, stored beside the first machine's results as it does.
+PAIRED = {
+    ("tracked_clone", 1024),
+    ("tracked_clone", 1048576),
+    ("clone_vs_copy_into", 1024),
+    ("deepcopy_vs_snapshot", "1e4x8"),
+    ("deepcopy_vs_load_state_dict", "1e4x8"),
+}
+
+
+def _store_paired(results: Path) -> None:
+    from copybench.paired import comparisons, measure_comparisons, write_paired
+
+    wanted = [
+        c
+        for c in comparisons()
+        if (c.pair, c.numel or c.model) in PAIRED
+        and c.dtype in (None, "float32")
+        and c.layout in (None, "contiguous")
+    ]
+    records = measure_comparisons(wanted, workers=2, budget=0.04)
+    (machine,) = [d for d in results.iterdir() if d.is_dir() and EVIL_MACHINE not in d.name]
+    (f,) = [p for p in machine.glob("*.json") if p.name != "machine.json"]
+    write_paired(f, records)
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +117,8 @@ def test_report_files_and_csv(results, report):
     for col in ["torch_version", "machine", "median", "iqr", "n_samples", "unit", "unstable"]:
         assert col in csv
     assert set(csv["machine"]) == set(df["machine"]) and EVIL_MACHINE in set(csv["machine"])
-    pngs = sorted(p.name for p in (report.index.parent / "plots").glob("*.png"))
-    assert len(pngs) == len(report.plots) and pngs
+    # Plots live in the page only (inlined), not a second time beside it.
+    assert sorted(p.name for p in report.index.parent.iterdir()) == ["index.html", "results.csv"]
 
 
 def _methods_with_data(fig) -> set[str]:
@@ -104,7 +133,8 @@ def _methods_with_data(fig) -> set[str]:
 def test_each_plot_holds_every_method_present(results):
     df = load_results([results])
     cur = table.latest(df)
-    made = list(plots.all_plots(df))
+    paired = table.paired_latest(load_paired([results]))
+    made = list(plots.all_plots(df, paired))
     kinds = {p.slug.split("-")[0] for p in made}
     assert {"overhead", "time", "bandwidth", "modules"} <= kinds
     for p in made:
@@ -123,11 +153,15 @@ def test_each_plot_holds_every_method_present(results):
             assert present == set(MODULE_METHODS)
             assert _methods_with_data(p.figure) == present, p.slug
         elif kind == "overhead":
-            # One series per requires_grad x layout measured, each with the pair's data.
-            o = table.overhead_table(table.tensor_times(here))
-            pairs = zip(o.requires_grad, o.layout, strict=True)
-            series = {f"{'grad' if g else 'nograd'}-{lay}" for g, lay in pairs}
-            assert series and _methods_with_data(p.figure) == series, p.slug
+            # From the paired comparisons only: one series per dtype and layout measured,
+            # and its control beside it.
+            o = paired[(paired["machine"] == p.machine) & (paired["pair"] == "tracked_clone")]
+            series = {
+                f"{d}-{'control' if c else 'grad'}-{lay}"
+                for d, c, lay in zip(o.dtype, o.control, o.layout, strict=True)
+            }
+            assert len(series) == 2 and _methods_with_data(p.figure) == series, p.slug
+            assert all(ax.get_yscale() == "linear" for ax in p.figure.axes)
         for ax in p.figure.axes:
             if ax.get_visible() and ax.lines:
                 assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
@@ -135,22 +169,91 @@ def test_each_plot_holds_every_method_present(results):
         assert p.figure.legends, f"{p.slug} has no legend"
 
 
-def test_headline_finding_is_computed_from_the_data(results):
+def test_headline_finding_is_computed_from_the_paired_data(results):
     df = load_results([results])
-    t = table.tensor_times(table.latest(df))
-    o = table.overhead_table(t)
-    o = o[o.requires_grad & (o.layout == "contiguous") & (o.dtype == "float32")]
-    texts = [f.text for f in findings(df)]
-    rows = o[o.nbytes == 4096]
-    assert len(rows) == 2, "one headline per machine"
-    for _, row in rows.iterrows():
-        pct = f"{abs(row['ratio'] - 1) * 100:.0f}% ("
-        mine = [s for s in texts if s.startswith("At 4 KiB") and f"cpu on {row['machine']}" in s]
-        assert len(mine) == 1 and pct in mine[0], (pct, texts)
-    # The bootstrap path (samples recorded) gives a CI in the sentence.
-    evil = [s for s in texts if EVIL_MACHINE in s and s.startswith("At 4 KiB")]
-    assert evil and "95% CI" in evil[0]
+    paired = table.paired_latest(load_paired([results]))
+    texts = [f.text for f in findings(df, paired)]
+    t = table.beside_control(paired, "tracked_clone")
+    (row,) = [r for _, r in t.iterrows() if r["nbytes"] == 4096]
+    (mine,) = [s for s in texts if s.startswith("At 4 KiB")]
+    ci = f"95% CI {row['ci_low_pct']:+.1f}% to {row['ci_high_pct']:+.1f}%"
+    if row["ci_low_pct"] > table.CONTROL_TOLERANCE_PTS:
+        assert f"costs {row['overhead_pct']:.1f}% (" in mine and ci in mine, mine
+    else:
+        assert f"indistinguishable here ({ci})" in mine, mine
+    assert "2 fresh processes" in mine and "control (no grad) 95% CI" in mine
+    # Nothing is ranked from independent medians.
+    assert not any("fastest" in s for s in texts)
     assert any("unstable" in s for s in texts)
+    # Without paired comparisons the page says so instead of comparing medians.
+    alone = [f.text for f in findings(df)]
+    assert any("no paired comparisons" in s for s in alone)
+    assert not any(s.startswith("At 4 KiB") for s in alone)
+
+
+def test_the_decision_table_answers_from_the_paired_data(results):
+    paired = table.paired_latest(load_paired([results]))
+    got = decisions(paired, [])
+    assert [d.situation for d in got] == [s for s, _, _ in SITUATIONS]
+    for d in got:
+        assert "95% CI" in d.cost and d.caveat and d.code
+    tensor = next(d for d in got if d.situation.startswith("A detached copy"))
+    assert "x.clone().detach() against x.detach().clone(): at 4 KiB" in tensor.cost
+
+
+def _paired_rows(worker_ratios: dict[str, list[float]]) -> pd.DataFrame:
+    """A paired table of two comparisons from synthetic processes: each process's quads
+    all give the ratio listed for it (base 1 us a call)."""
+    from copybench.paired import PairedResult, combine_workers
+
+    rows = []
+    for ident, ratios in worker_ratios.items():
+        per = [
+            PairedResult(
+                "detach_clone", "clone_detach", r, r, r, 0, 0, 0, 1e3, r * 1e3, 4, 1, 1,
+                "cpu", 0.1, (r,) * 4, (1e-6,) * 4, (r * 1e-6,) * 4,
+            )
+            for r in ratios
+        ]  # fmt: skip
+        control = ident.endswith("control")
+        rows.append(
+            {
+                "machine": "m",
+                "torch_version": "2",
+                "id": ident,
+                "pair": "tracked_clone",
+                "control": control,
+                "kind": "tensor",
+                "numel": 1024,
+                "nbytes": 4096,
+                "dtype": "float32",
+                "layout": "contiguous",
+                "requires_grad": not control,
+                "model": None,
+                **combine_workers(per).as_dict(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_one_slow_process_makes_no_false_ranking():
+    # Three processes find the two copies equal; one ran 60% slower on one side.  Pooled
+    # samples would call that a 15% difference; with the process as the unit the CI
+    # covers zero, so the page ranks nothing and recommends either.
+    p = _paired_rows({"t": [1.0, 1.0, 1.0, 1.6], "t-control": [1.0, 1.0, 1.0, 1.0]})
+    (row,) = [r for _, r in table.beside_control(p, "tracked_clone").iterrows()]
+    assert row["ci_low_pct"] <= 0 <= row["ci_high_pct"]
+    (d,) = decisions(p, [])
+    assert d.code.startswith("either") and "indistinguishable here" in d.cost
+    (f,) = [f for f in paired_findings(p) if f.text.startswith("At 4 KiB")]
+    assert "indistinguishable here" in f.text and "costs" not in f.text
+
+
+def test_a_control_off_zero_warns_at_the_top():
+    p = _paired_rows({"t": [1.3] * 4, "t-control": [1.1, 1.12, 1.09, 1.1]})
+    assert list(table.controls_off(p)["id"]) == ["t-control"]
+    ok = _paired_rows({"t": [1.3] * 4, "t-control": [1.0, 1.01, 0.99, 1.0]})
+    assert table.controls_off(ok).empty
 
 
 def test_every_result_string_is_escaped(report):
@@ -166,8 +269,10 @@ def test_report_is_self_contained(report):
     for needle in ("<script src", "<link ", "@import", "url(http"):
         assert needle not in page
     assert page.count('<img src="data:image/png;base64,') == len(report.plots)
-    for section in ("Environment", "Findings", "What each copy does", "Plots", "Tidy table"):
-        assert f">{section}</h2>" in page
+    sections = ("Which copy should I use?", "Findings", "Plots", "Environment", "Tidy table")
+    at = [page.index(f">{section}</h2>") for section in sections]
+    assert at == sorted(at), "the answer first, then plots, then the environment and tables"
+    assert "<details><summary>One row per measurement" in page
     assert "clone_detach" in page and "shares_version_counter" in page
 
 

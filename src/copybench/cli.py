@@ -66,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--quick", action="store_true", help="one sample per case (asv --quick)")
     s.add_argument("--config", type=Path, help="asv config (default: ./asv.conf.json)")
+    s.add_argument(
+        "--paired",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also measure the report's comparisons paired, in fresh processes (default: "
+        "when nothing narrows the run and it is on the CPU; about 3 minutes here)",
+    )
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("show", help="print the tidy table of an asv results file or folder")
@@ -170,6 +177,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     path = run_asv(sel, quick=args.quick, config=args.config)
     print(f"copybench: results written to {path}")
+    narrowed = sel.methods or sel.sizes or sel.dtypes or sel.models or sel.devices != ["cpu"]
+    if args.paired or (args.paired is None and not narrowed):
+        from .paired import comparisons, measure_comparisons, write_paired
+
+        records = measure_comparisons(comparisons(), log=sys.stderr)
+        print(f"copybench: paired measurements written to {write_paired(path, records)}")
     return 0
 
 

@@ -58,6 +58,7 @@ PAIRS: dict[str, tuple[str, str]] = {
     "tracked_clone": ("detach_clone", "clone_detach"),
     "clone_vs_copy_into": ("copy_into", "clone"),
     "deepcopy_vs_snapshot": ("state_dict_snapshot", "deepcopy_module"),
+    "deepcopy_vs_load_state_dict": ("load_state_dict_existing", "deepcopy_module"),
 }
 
 BLOCK_SECONDS = 0.002
@@ -486,7 +487,168 @@ def _worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+# --- the report's comparisons: every pair over its grid, each beside its control ---------------
+
+# Fresh processes and seconds per comparison (all processes together) of `copybench run`'s
+# paired measurements: what the report's "A costs N% more than B" answers rest on.
+STUDY_WORKERS = 8
+STUDY_BUDGET = 0.2
+PAIRED_FORMAT = "copybench-paired/1"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One paired comparison the report states (``head`` over ``base`` on one case), or
+    its **control**: the same measurement where both sides do the same work, so that its
+    overhead is zero but for the method's own bias and this run's noise.  The tracked
+    clone's control is the same two statements on a source that does not require grad
+    (neither builds an autograd node); every other pair's is its base against itself."""
+
+    pair: str
+    control: bool
+    kind: str  # "tensor" or "module"
+    base: str
+    head: str
+    numel: int | None = None
+    dtype: str | None = None
+    requires_grad: bool | None = None
+    layout: str | None = None
+    model: str | None = None
+
+    @property
+    def id(self) -> str:
+        case = (
+            f"{self.numel}-{self.dtype}-{'grad' if self.requires_grad else 'nograd'}-{self.layout}"
+            if self.kind == "tensor"
+            else str(self.model)
+        )
+        return f"{self.pair}{'-control' if self.control else ''}-{case}"
+
+
+def comparisons() -> list[Comparison]:
+    """Every comparison of the report, each followed by its control, over the grid of
+    :mod:`copybench.cases`: the tracked clone over every size, dtype and layout; ``clone()``
+    against ``copy_`` into a buffer over every size (float32, contiguous); ``deepcopy`` of a
+    model against a state_dict snapshot and against ``load_state_dict`` into an existing
+    model, over every reference model."""
+    from .cases import DTYPES, LAYOUTS, MODELS, SIZES
+
+    out: list[Comparison] = []
+    base, head = PAIRS["tracked_clone"]
+    for numel in SIZES:
+        for dtype in DTYPES:
+            for layout in LAYOUTS:
+                for control in (False, True):
+                    out.append(
+                        Comparison(
+                            "tracked_clone", control, "tensor", base, head,
+                            numel, dtype, not control, layout,
+                        )
+                    )  # fmt: skip
+    base, head = PAIRS["clone_vs_copy_into"]
+    for numel in SIZES:
+        for control in (False, True):
+            out.append(
+                Comparison(
+                    "clone_vs_copy_into", control, "tensor", base, base if control else head,
+                    numel, "float32", False, "contiguous",
+                )
+            )  # fmt: skip
+    for pair in ("deepcopy_vs_snapshot", "deepcopy_vs_load_state_dict"):
+        base, head = PAIRS[pair]
+        for model in MODELS:
+            for control in (False, True):
+                other = base if control else head
+                out.append(Comparison(pair, control, "module", base, other, model=model))
+    return out
+
+
+def _prepare(c: Comparison, device: str, threads: int | str) -> PreparedPair:
+    if c.kind == "tensor":
+        return prepare_tensor_pair(
+            c.base, c.head, c.numel, c.dtype, c.requires_grad, c.layout, device, threads
+        )
+    return prepare_module_pair(c.base, c.head, c.model, device, threads)
+
+
+def _study_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """One worker of :func:`measure_comparisons`: every comparison, in this process."""
+    from .cases import CaseError
+
+    out = []
+    for d in spec["comparisons"]:
+        c = Comparison(**d)
+        try:
+            pair = _prepare(c, spec["device"], spec["threads"])
+        except CaseError as e:
+            out.append({"skipped": str(e)})
+            continue
+        out.append(paired_overhead(pair, spec["budget"], spec["min_pairs"]).as_dict(samples=True))
+        del pair
+        gc.collect()
+    return out
+
+
+def measure_comparisons(
+    wanted: Sequence[Comparison],
+    workers: int = STUDY_WORKERS,
+    *,
+    budget: float = STUDY_BUDGET,
+    device: str = "cpu",
+    threads: int | str = DEFAULT_THREADS,
+    log: Any = None,
+) -> list[dict[str, Any]]:
+    """Each comparison measured in ``workers`` fresh processes (``budget / workers`` seconds
+    each, at least one ABBA quad), combined as ``copybench overhead`` combines them (a CI
+    that resamples whole processes): one record per comparison, its fields and the result,
+    or the reason it was skipped."""
+    from .workers import run_worker
+
+    spec = {
+        "comparisons": [asdict(c) for c in wanted],
+        "device": device,
+        "threads": threads,
+        "budget": budget / workers,
+        "min_pairs": max(1, -(-MIN_PAIRS // workers)),
+    }
+    runs = []
+    for i in range(workers):
+        runs.append(run_worker("copybench.paired", spec))
+        if log is not None:
+            print(f"copybench: paired measurements, process {i + 1}/{workers} done", file=log)
+    out = []
+    for j, c in enumerate(wanted):
+        got = [r[j] for r in runs]
+        record: dict[str, Any] = {"id": c.id, **asdict(c)}
+        if any("skipped" in g for g in got):
+            record["skipped"] = next(g["skipped"] for g in got if "skipped" in g)
+        else:
+            combined = combine_workers([PairedResult.from_dict(g) for g in got])
+            record.update(combined.as_dict())
+        out.append(record)
+    return out
+
+
+def write_paired(results_file: Any, records: list[dict[str, Any]]) -> Any:
+    """Store the comparisons beside the asv results file of the same run (as the
+    environment sidecar is), atomically; return the path."""
+    import json
+    from pathlib import Path
+
+    from .asvrun import environment_info
+    from .results import PAIRED_SUFFIX, atomic_write_text
+
+    target = Path(results_file).with_name(Path(results_file).name + PAIRED_SUFFIX)
+    data = {"format": PAIRED_FORMAT, "environment": environment_info(), "comparisons": records}
+    atomic_write_text(target, json.dumps(data))
+    return target
+
+
+def _main_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return _study_worker(spec) if "comparisons" in spec else _worker(spec)
+
+
 if __name__ == "__main__":
     from .workers import worker_main
 
-    worker_main(_worker)
+    worker_main(_main_worker)

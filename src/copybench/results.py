@@ -303,7 +303,7 @@ def is_pytest_benchmark(f: Path) -> bool:
 def _classify(path: Path) -> tuple[list[Path], list[Path]]:
     """(asv results files, pytest-benchmark JSON files) at ``path``, a file or a folder."""
     files = [path] if path.is_file() else _asv_files(path)
-    files = [f for f in files if not f.name.endswith(ENV_SUFFIX)]
+    files = [f for f in files if not f.name.endswith((ENV_SUFFIX, PAIRED_SUFFIX))]
     pytest_files = [f for f in files if is_pytest_benchmark(f)]
     return [f for f in files if f not in pytest_files], pytest_files
 
@@ -344,6 +344,46 @@ def load_results(paths: list[str | os.PathLike]) -> pd.DataFrame:
 
     df["unstable"] = df.apply(unstable, axis=1).astype(bool)
     return df
+
+
+# Beside an asv results file: the paired comparisons of the same run (copybench.paired).
+PAIRED_SUFFIX = ".copybench-paired"
+
+
+def load_paired(paths: list[str | os.PathLike]) -> pd.DataFrame:
+    """The paired comparisons stored beside the asv results files at ``paths``
+    (``copybench run``, see :func:`copybench.paired.measure_comparisons`): one row per
+    comparison and run, with the run's machine, environment, commit and torch.  Empty
+    where no run stored any.  Raises ResultsError for a sidecar that cannot be read."""
+    rows = []
+    for p in map(Path, paths):
+        if not p.exists():
+            continue
+        for f in _classify(p)[0]:
+            side = f.with_name(f.name + PAIRED_SUFFIX)
+            if not side.is_file():
+                continue
+            try:
+                data = json.loads(side.read_text())
+                run = json.loads(f.read_text())
+                records = data["comparisons"]
+                env = data.get("environment") or {}
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+                raise ResultsError(f"{side}: not a readable paired results file") from None
+            params = run.get("params", {})
+            for r in records:
+                nbytes = cases.nbytes(r["numel"], r["dtype"]) if r.get("numel") else None
+                rows.append(
+                    {
+                        "machine": params.get("machine", "unknown"),
+                        "env": run.get("env_name"),
+                        "commit": run.get("commit_hash"),
+                        "torch_version": env.get("torch_version") or "unknown",
+                        "nbytes": nbytes,
+                        **{k: v for k, v in r.items() if not isinstance(v, (list, dict))},
+                    }
+                )
+    return pd.DataFrame(rows)
 
 
 def load_environments(paths: list[str | os.PathLike]) -> list[dict[str, Any]]:

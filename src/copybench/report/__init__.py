@@ -91,11 +91,12 @@ def build_report(
     import time
 
     t0 = time.perf_counter()
-    from ..results import load_environments, load_results
+    from ..results import load_environments, load_paired, load_results
 
     paths = [Path(p) for p in results]
     dest = Path(dest)
     df = load_results(paths)  # raises ResultsError before anything is written
+    paired = load_paired(paths)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report is for reading
@@ -107,7 +108,7 @@ def build_report(
                 target = target / "index.html"
             if target.is_file():
                 asv_link = os.path.relpath(target.resolve(), dest.resolve())
-        slugs = _write(df, load_environments(paths), tmp, dest.name, asv_link)
+        slugs = _write(df, paired, load_environments(paths), tmp, dest.name, asv_link)
         _replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -129,7 +130,9 @@ def _replace(tmp: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write(df, envs: list[dict], folder: Path, name: str, asv_link: str | None) -> list[str]:
+def _write(
+    df, paired, envs: list[dict], folder: Path, name: str, asv_link: str | None
+) -> list[str]:
     import datetime
     import io
 
@@ -138,29 +141,31 @@ def _write(df, envs: list[dict], folder: Path, name: str, asv_link: str | None) 
     from ..results import atomic_write_text
     from ..semantics import probe_all
     from . import html, plots, table
-    from .findings import findings
+    from .findings import decisions, findings
 
-    (folder / "plots").mkdir()
+    paired = table.paired_latest(paired)
     rendered = []
-    for p in plots.all_plots(df):
+    for p in plots.all_plots(df, paired):
         buf = io.BytesIO()
         p.figure.savefig(buf, format="png", dpi=90)
-        png = buf.getvalue()
-        file = f"plots/{p.slug}.png"
-        (folder / file).write_bytes(png)
-        rendered.append(html.RenderedPlot(p.slug, p.title, p.caption, png, file))
+        # Inlined only: the page is self-contained, and a second copy on disk would double
+        # what a report stores (each PNG can be saved from the page).
+        rendered.append(html.RenderedPlot(p.slug, p.title, p.caption, buf.getvalue()))
     csv = table.csv_table(df)
     atomic_write_text(folder / CSV_NAME, csv.to_csv(index=False))
     for e in envs:
         mine = df[(df["machine"] == e["machine"]) & (df["env"] == e["env"])]
         e["threads"] = ", ".join(str(t) for t in sorted(mine["threads"].dropna().unique(), key=str))
     status = df["status"].value_counts()
+    semantics = _semantics(probe_all)
     page = html.render(
         name=name,
         generated=datetime.datetime.now().isoformat(timespec="seconds"),
         envs=envs,
-        findings=findings(df),
-        semantics=_semantics(probe_all),
+        findings=findings(df, paired),
+        decisions=decisions(paired, semantics),
+        warning=_control_warning(paired),
+        semantics=semantics,
         semantics_torch=torch.__version__,
         plots=rendered,
         tidy=table.latest(df).drop(columns=["samples"]),
@@ -170,6 +175,26 @@ def _write(df, envs: list[dict], folder: Path, name: str, asv_link: str | None) 
     )
     atomic_write_text(folder / "index.html", page)
     return [p.slug for p in rendered]
+
+
+def _control_warning(paired) -> str | None:
+    """Why this run's wall times are unreliable, when a control says so."""
+    from ..report import table
+
+    if paired is None or paired.empty:
+        return None
+    off = table.controls_off(paired)
+    if off.empty:
+        return None
+    worst = off.loc[(off["overhead_pct"].abs()).idxmax()]
+    return (
+        f"{len(off)} of {int(paired['control'].astype(bool).sum())} controls (pairs whose two "
+        f"sides do the same work) moved by more than {table.CONTROL_TOLERANCE_PTS:g} points "
+        f"beyond their CI, up to {worst['overhead_pct']:+.1f}% ({worst['id']}, 95% CI "
+        f"{worst['ci_low_pct']:+.1f}% to {worst['ci_high_pct']:+.1f}%). The machine changed "
+        "under this run's measurements (a neighbour's load, frequency, memory placement): "
+        "differences of that size on this page are not the code's."
+    )
 
 
 def _semantics(probe_all) -> list[dict] | str:

@@ -35,60 +35,108 @@ def _where(machine: str, device: str, multi: bool) -> str:
     return f"{device} on {machine}" if multi else device
 
 
-def findings(df: pd.DataFrame) -> list[Finding]:
-    """Every finding the data supports, headline first."""
+def findings(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> list[Finding]:
+    """Every finding the data supports, headline first.  A-against-B findings come only
+    from the paired comparisons (``paired``, see :func:`table.paired_latest`); without
+    them the page says how to make them rather than rank independent medians."""
     cur = table.latest(df)
     times = table.newest_torch(table.tensor_times(cur))
     multi = cur["machine"].nunique() > 1
     out: list[Finding] = []
-    out += _overhead(table.overhead_table(times), multi)
+    if paired is not None and not paired.empty:
+        out += paired_findings(paired, multi)
+    else:
+        out.append(
+            Finding(
+                "These results hold no paired comparisons (an unnarrowed `copybench run` "
+                "measures them), so this page states no A-against-B difference: two "
+                "independent medians cannot tell one."
+            )
+        )
     out += _roof(times, multi)
-    out += _fastest_copy(times, multi)
     out += _modules(table.newest_torch(table.module_rows(cur)), multi)
     out += _versions(table.version_table(table.tensor_times(cur)))
     out += _unstable(df)
     return out
 
 
-def _overhead(over: pd.DataFrame, multi: bool) -> list[Finding]:
+def _pct(lo: float, hi: float) -> str:
+    return f"95% CI {lo:+.1f}% to {hi:+.1f}%"
+
+
+def is_resolved(row: pd.Series) -> bool:
+    """A difference this run can state: the comparison's CI excludes zero by more than a
+    quiet machine's controls stray from it (table.CONTROL_TOLERANCE_PTS); a CI of a
+    fraction of a point on one side of zero, from a handful of processes, is not a
+    finding."""
+    tol = table.CONTROL_TOLERANCE_PTS
+    return bool(row["ci_low_pct"] > tol or row["ci_high_pct"] < -tol)
+
+
+def cost_text(row: pd.Series) -> str:
+    """'costs N% (D) more', or 'indistinguishable here' (:func:`is_resolved`), with
+    the CI."""
+    if not is_resolved(row):
+        return f"indistinguishable here ({_pct(row['ci_low_pct'], row['ci_high_pct'])})"
+    more = "more" if row["overhead_pct"] > 0 else "less"
+    return (
+        f"costs {abs(row['overhead_pct']):.1f}% ({fmt_seconds(abs(row['overhead_ns']) * 1e-9)}) "
+        f"{more} ({_pct(row['ci_low_pct'], row['ci_high_pct'])})"
+    )
+
+
+def paired_findings(paired: pd.DataFrame, multi: bool = False) -> list[Finding]:
+    """The A-against-B findings, each from a paired comparison and its control."""
     out = []
-    # The headline is about a source that requires grad (otherwise both do the same work),
-    # contiguous, float32 where measured.
-    o = over[(over["requires_grad"]) & (over["layout"] == "contiguous")]
-    for (machine, device), g in o.groupby(["machine", "device"], sort=False):
-        dtype = "float32" if (g["dtype"] == "float32").any() else g["dtype"].iloc[0]
-        g = g[g["dtype"] == dtype].sort_values("nbytes")
-        at = g.iloc[(g["nbytes"] - HEADLINE_BYTES).abs().argmin()]
-        pct = (at["ratio"] - 1) * 100
-        more = "more" if at["diff"] >= 0 else "less"
-        ci = ""
-        if pd.notna(at["ratio_lo"]):
-            lo, hi = (at["ratio_lo"] - 1) * 100, (at["ratio_hi"] - 1) * 100
-            ci = f" (95% CI {lo:+.0f}% to {hi:+.0f}%)"
-        text = (
-            f"At {fmt_bytes(at['nbytes'])} ({dtype}, {_where(machine, device, multi)}, source "
-            f"requires grad), {_code(table.TRACKED)} costs {abs(pct):.0f}% "
-            f"({fmt_seconds(abs(at['diff']))}) {more} than {_code(table.UNTRACKED)}{ci}: "
-            f"{fmt_seconds(at['head'])} against {fmt_seconds(at['base'])}."
-        )
-        if g["ratio_lo"].notna().any():
-            # The smallest size from which every larger size is not significant.
-            sig = g["significant"].to_numpy()
-            noisy_from = None
-            for i in range(len(sig)):
-                if not sig[i:].any():
-                    noisy_from = g["nbytes"].iloc[i]
-                    break
-            if noisy_from is None:
-                text += " The difference is significant at every measured size."
-            elif noisy_from == g["nbytes"].iloc[0]:
-                text += " At no measured size is the difference outside the noise."
+    for machine, pm in paired.groupby("machine", sort=False):
+        where = f" on {machine}" if multi else ""
+        t = table.beside_control(pm, "tracked_clone")
+        t = t[(t["dtype"] == "float32") & (t["layout"] == "contiguous")].sort_values("nbytes")
+        if not t.empty:
+            at = t.iloc[(t["nbytes"] - HEADLINE_BYTES).abs().argmin()]
+            n = int(at["workers"])
+            text = (
+                f"At {fmt_bytes(at['nbytes'])} (float32, contiguous, source requires grad"
+                f"{where}), {_code(table.TRACKED)} {cost_text(at)} than "
+                f"{_code(table.UNTRACKED)}: paired, interleaved, in {n} fresh processes; its "
+                f"control (no grad) {_pct(at['control_low_pct'], at['control_high_pct'])}."
+            )
+            resolved = [is_resolved(r) for _, r in t.iterrows()]
+            sizes = [fmt_bytes(b) for b, r in zip(t["nbytes"], resolved, strict=True) if r]
+            if all(resolved):
+                text += " The difference is resolved at every measured size."
+            elif not any(resolved):
+                text += " At no measured size is it resolved."
             else:
-                text += (
-                    f" From {fmt_bytes(noisy_from)} up the difference is lost in noise "
-                    "(the 95% CI of the ratio includes 1)."
+                text += f" Resolved at {', '.join(sizes)}; elsewhere indistinguishable here."
+            out.append(Finding(text, "overhead"))
+        c = table.beside_control(pm, "clone_vs_copy_into").sort_values("nbytes")
+        if not c.empty:
+            parts = [f"at {fmt_bytes(r['nbytes'])} {cost_text(r)}" for _, r in c.iterrows()]
+            out.append(
+                Finding(
+                    f"{_code('clone')} against {_code(table.ROOF)} into a buffer that already "
+                    f"exists (float32{where}): " + "; ".join(parts) + "."
                 )
-        out.append(Finding(text, "overhead"))
+            )
+        for pair, other in (
+            ("deepcopy_vs_snapshot", "state_dict_snapshot"),
+            ("deepcopy_vs_load_state_dict", "load_state_dict_existing"),
+        ):
+            m = table.beside_control(pm, pair)
+            if m.empty:
+                continue
+            m = m.assign(n_params=[MODELS[x].n_params for x in m["model"]]).sort_values(
+                ["n_params", "model"]
+            )
+            parts = [f"{r['model']} {cost_text(r)}" for _, r in m.iterrows()]
+            out.append(
+                Finding(
+                    f"{_code('deepcopy_module')} against {_code(other)}{where}: "
+                    + "; ".join(parts)
+                    + "."
+                )
+            )
     return out
 
 
@@ -126,40 +174,6 @@ def _roof(times: pd.DataFrame, multi: bool) -> list[Finding]:
     return out
 
 
-def _fastest_copy(times: pd.DataFrame, multi: bool) -> list[Finding]:
-    """The fastest route to a new, detached tensor at the smallest and largest size."""
-    wanted = [
-        n
-        for n in table.copying_methods()
-        if n != table.ROOF
-        and METHODS[n].semantics.new_storage
-        and not METHODS[n].semantics.requires_grad
-    ]
-    out = []
-    t = times[
-        (times["layout"] == "contiguous") & times["requires_grad"] & times["method"].isin(wanted)
-    ]
-    for (machine, device, dtype), g in t.groupby(["machine", "device", "dtype"], sort=False):
-        if g["method"].nunique() < 2 or dtype != "float32" and (t["dtype"] == "float32").any():
-            continue
-        parts = []
-        for size in sorted({g["nbytes"].min(), g["nbytes"].max()}):
-            s = g[g["nbytes"] == size].sort_values("median")
-            best, worst = s.iloc[0], s.iloc[-1]
-            parts.append(
-                f"at {fmt_bytes(size)}, {_code(best['method'])} ({fmt_seconds(best['median'])}"
-                f"; slowest {_code(worst['method'])}, {fmt_seconds(worst['median'])})"
-            )
-        out.append(
-            Finding(
-                f"For a new detached copy of a tensor that requires grad ({dtype}, "
-                f"{_where(machine, device, multi)}) the fastest route is " + "; ".join(parts) + ".",
-                "time",
-            )
-        )
-    return out
-
-
 def _modules(mods: pd.DataFrame, multi: bool) -> list[Finding]:
     out = []
     t = mods[mods["metric"] == "time_module_copy"]
@@ -171,12 +185,20 @@ def _modules(mods: pd.DataFrame, multi: bool) -> list[Finding]:
             biggest = big[big["n_params"] == big["n_params"].max()].sort_values("median")
             best, worst = biggest.iloc[0], biggest.iloc[-1]
             spec = MODELS[best["model"]]
+            # Independent medians (separate asv processes): stated with their spread, and
+            # set against each other only where the interquartile ranges do not overlap.
+            apart = pd.notna(best["q75"]) and pd.notna(worst["q25"]) and best["q75"] < worst["q25"]
+            verdict = (
+                f"{worst['median'] / best['median']:.1f}× the time, and their interquartile "
+                "ranges do not overlap"
+                if apart
+                else "within each other's spread: no ranking"
+            )
             out.append(
                 Finding(
                     f"Copying the {spec.n_params:,}-parameter model ({spec.n_tensors} tensors, "
-                    f"{where}): {best['method']} is fastest at {fmt_seconds(best['median'])}; "
-                    f"{worst['method']} takes {fmt_seconds(worst['median'])} "
-                    f"({worst['median'] / best['median']:.1f}×).",
+                    f"{where}), medians of separate runs (not paired): {best['method']} "
+                    f"{_spread(best)}, {worst['method']} {_spread(worst)}: {verdict}.",
                     "modules",
                 )
             )
@@ -199,6 +221,14 @@ def _modules(mods: pd.DataFrame, multi: bool) -> list[Finding]:
                 )
             )
     return out
+
+
+def _spread(row: pd.Series) -> str:
+    if pd.isna(row["q25"]) or pd.isna(row["q75"]):
+        return f"{fmt_seconds(row['median'])} (no spread recorded)"
+    return (
+        f"{fmt_seconds(row['median'])} (IQR {fmt_seconds(row['q25'])} to {fmt_seconds(row['q75'])})"
+    )
 
 
 def _versions(vt: pd.DataFrame) -> list[Finding]:
@@ -234,3 +264,91 @@ def _unstable(df: pd.DataFrame) -> list[Finding]:
             "medians are not numbers to act on alone."
         )
     ]
+
+
+# --- "Which copy should I use?" ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One situation of the decision table: the code the measurements recommend, what the
+    alternative costs against it (with CIs), and what the recommended copy does."""
+
+    situation: str
+    code: str
+    cost: str
+    caveat: str
+
+
+# The situations users meet, each answered by one paired comparison (copybench.paired).
+SITUATIONS: tuple[tuple[str, str, str], ...] = (
+    ("A detached copy of a tensor that requires grad", "tracked_clone", ""),
+    ("A snapshot of a model's weights", "deepcopy_vs_snapshot", ""),
+    (
+        "A second model with the same weights",
+        "deepcopy_vs_load_state_dict",
+        "load_state_dict needs a model of the same architecture built beforehand.",
+    ),
+    ("A copy into memory you already have", "clone_vs_copy_into", ""),
+)
+
+
+def _caveat(method: str, semantics: list[dict] | str) -> str:
+    observed = None
+    if isinstance(semantics, list):
+        observed = next((o["observed"] for o in semantics if o["method"] == method), None)
+    s = observed or METHODS[method].semantics.as_dict()
+    parts = [
+        "new storage" if s["new_storage"] else "shares storage with the source",
+        "requires grad" if s["requires_grad"] else "does not require grad",
+    ]
+    if s["grad_flows"]:
+        parts.append("gradients flow back to the source")
+    return f"{_code(method)}: " + ", ".join(parts) + f" (observed). {METHODS[method].doc}"
+
+
+def decisions(paired: pd.DataFrame, semantics: list[dict] | str) -> list[Decision]:
+    """The decision table, from the paired comparisons: for each situation, the side that
+    costs less wherever the CIs resolve a difference (both, where they never do)."""
+    from ..paired import PAIRS
+
+    out = []
+    if paired is None or paired.empty:
+        return out
+    multi = paired["machine"].nunique() > 1
+    for machine, pm in paired.groupby("machine", sort=False):
+        for situation, pair, note in SITUATIONS:
+            rows = table.beside_control(pm, pair)
+            if rows.empty:
+                continue
+            base, head = PAIRS[pair]
+            if rows["kind"].iloc[0] == "tensor":
+                rows = rows[(rows["dtype"] == "float32") & (rows["layout"] == "contiguous")]
+                rows = rows.sort_values("nbytes")
+                picks = {rows.iloc[(rows["nbytes"] - HEADLINE_BYTES).abs().argmin()].name}
+                picks.add(rows.index[-1])
+                label = lambda r: f"at {fmt_bytes(r['nbytes'])}"  # noqa: E731
+            else:
+                rows = rows.assign(n_params=[MODELS[m].n_params for m in rows["model"]])
+                rows = rows.sort_values(["n_params", "model"])
+                picks = {rows.index[0], rows.index[-1]}
+                label = lambda r: f"model {r['model']}"  # noqa: E731
+            resolved = rows[[is_resolved(r) for _, r in rows.iterrows()]]
+            if resolved.empty:
+                code, against, cheaper = f"either {_code(base)} or {_code(head)}", head, None
+            elif (resolved["overhead_pct"] > 0).all():
+                code, against, cheaper = _code(base), head, base
+            elif (resolved["overhead_pct"] < 0).all():
+                code, against, cheaper = _code(head), head, head
+            else:
+                code, against, cheaper = f"{_code(base)} or {_code(head)}, by size", head, None
+            cost = f"{_code(against)} against {_code(base)}: " + "; ".join(
+                f"{label(r)} {cost_text(r)}"
+                for _, r in rows.loc[sorted(picks, key=list(rows.index).index)].iterrows()
+            )
+            caveat = " ".join(
+                _caveat(m, semantics) for m in ([cheaper] if cheaper else [base, head])
+            )
+            where = f" ({machine})" if multi else ""
+            out.append(Decision(situation + where, code, cost, f"{caveat} {note}".strip()))
+    return out

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .findings import Finding
+from .findings import Decision, Finding
 
 
 def esc(value: object) -> str:
@@ -25,7 +25,6 @@ class RenderedPlot:
     title: str
     caption: str
     png: bytes
-    file: str  # path of the PNG beside index.html, relative to it
 
 
 CSS = """
@@ -33,6 +32,8 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1250p
        padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; font-size: 13px; }
+table.decide { font-size: 14px; } table.decide td { vertical-align: top; padding: 4px 8px; }
+p.warning { background: #fff3cd; border: 1px solid #e0b400; padding: 0.6em 0.9em; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: left; }
 th { background: #f3f3f3; position: sticky; top: 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -166,14 +167,32 @@ def _figure(p: RenderedPlot) -> str:
     return (
         f'<figure id="plot-{esc(p.slug)}"><h3>{esc(p.title)}</h3>'
         f'<img src="data:image/png;base64,{data}" alt="{esc(p.title)}">'
-        f'<figcaption>{esc(p.caption)} <a href="{esc(p.file)}">PNG</a></figcaption></figure>'
+        f"<figcaption>{esc(p.caption)}</figcaption></figure>"
     )
 
 
 def _finding(f: Finding, plots: list[RenderedPlot]) -> str:
-    target = next((p.slug for p in plots if f.plot and p.slug.startswith(f.plot)), None)
+    # The plot of this very finding: its slug exactly (a prefix would send a bfloat16
+    # finding to the float32 plot).
+    target = next((p.slug for p in plots if f.plot and p.slug == f.plot), None)
     link = f' <a href="#plot-{esc(target)}">(plot)</a>' if target else ""
     return f"<li>{esc(f.text)}{link}</li>"
+
+
+def decision_table(decisions: list[Decision]) -> str:
+    if not decisions:
+        return (
+            "<p>No paired comparisons in these results: an unnarrowed <code>copybench run"
+            "</code> measures them (about 3 minutes here). Without them this page ranks "
+            "nothing.</p>"
+        )
+    head = "".join(f"<th>{h}</th>" for h in ("You want", "Use", "Measured", "What it does"))
+    body = "".join(
+        f"<tr><td>{esc(d.situation)}</td><td><code>{esc(d.code)}</code></td>"
+        f"<td>{esc(d.cost)}</td><td>{esc(d.caveat)}</td></tr>"
+        for d in decisions
+    )
+    return f'<table class="decide"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def render(
@@ -182,6 +201,8 @@ def render(
     generated: str,
     envs: list[dict],
     findings: list[Finding],
+    decisions: list[Decision],
+    warning: str | None,
     semantics: list[dict] | str,
     semantics_torch: str,
     plots: list[RenderedPlot],
@@ -208,24 +229,32 @@ def render(
 </head>
 <body>
 <h1>copybench report: {esc(name)}</h1>
-<p>Which copy should you use? Generated {esc(generated)} from {counts["ok"]:,} measurements
-({counts["skipped"]:,} skipped cases, {counts["failed"]:,} failed).</p>
-<h2 id="environment">Environment</h2>
-{environment_table(envs)}
+{f'<p class="warning">Warning: {esc(warning)}</p>' if warning else ""}
+<h2 id="decide">Which copy should I use?</h2>
+<p>Each answer comes from a paired measurement: the two copies alternate in short blocks in
+several fresh processes, and the CI resamples whole processes. A difference whose CI does
+not clear zero by more than the controls' tolerance (2 points) is called indistinguishable
+here.</p>
+{decision_table(decisions)}
 <h2 id="findings">Findings</h2>
 <ul>{"".join(_finding(f, plots) for f in findings)}</ul>
+<p>Generated {esc(generated)} from {counts["ok"]:,} measurements ({counts["skipped"]:,}
+skipped cases, {counts["failed"]:,} failed).</p>
+<h2 id="plots">Plots</h2>
+<ul>{toc}</ul>
+{"".join(_figure(p) for p in plots)}
+<h2 id="environment">Environment</h2>
+{environment_table(envs)}
 <h2 id="semantics">What each copy does</h2>
 <p>Observed by <code>copybench semantics</code> on torch {esc(semantics_torch)} (the torch that
 built this report), from a float32 leaf that requires grad; a red cell contradicts the
 registry.</p>
 {semantics_table(semantics)}
-<h2 id="plots">Plots</h2>
-<ul>{toc}</ul>
-{"".join(_figure(p) for p in plots)}
 <h2 id="table">Tidy table</h2>
-<p>One row per measurement (successful ones; unstable rows shaded). All rows, skips and
-failures included, are in <a href="{esc(csv_file)}">{esc(csv_file)}</a>.</p>
+<details><summary>One row per measurement (successful ones; unstable rows shaded). All rows,
+skips and failures included, are in <a href="{esc(csv_file)}">{esc(csv_file)}</a>.</summary>
 {tidy_table(tidy)}
+</details>
 <h2 id="asv">asv</h2>
 {asv}
 </body>

@@ -209,48 +209,55 @@ def _per_method(times: pd.DataFrame, title: str, y: str, ylabel: str) -> Figure:
 # --- the headline: tracked-clone overhead ---------------------------------------------------
 
 
-def overhead(over: pd.DataFrame, title: str) -> Figure:
-    """``clone().detach()`` minus ``detach().clone()`` against size: absolute (left, time,
-    symmetric-log axis since noise makes it negative) and relative (right, %), with 95%
-    bootstrap confidence intervals; one row per dtype, one line per requires_grad/layout."""
-    dtypes = list(dict.fromkeys(over["dtype"]))
-    fig = _new_figure(len(dtypes), 2)
-    axes = fig.subplots(len(dtypes), 2, squeeze=False)
-    series = _panels(over)
-    for row, dtype in zip(axes, dtypes, strict=True):
-        d = over[over["dtype"] == dtype]
-        for i, (layout, rg) in enumerate(series):
-            g = d[(d["layout"] == layout) & (d["requires_grad"] == rg)].sort_values("nbytes")
-            if g.empty:
-                continue
-            style = {
-                "color": _COLORS[i % len(_COLORS)],
-                "marker": _MARKERS[i],
-                "label": f"{_grad_text(rg)}, {layout}",
-            }
-            gid = f"{'grad' if rg else 'nograd'}-{layout}"
-            x = g["nbytes"].to_numpy()
-            _errorbar(row[0], x, g["diff"], g["diff_lo"], g["diff_hi"], gid, **style)
-            pct = lambda s: (s - 1) * 100  # noqa: E731
-            _errorbar(
-                row[1], x, pct(g["ratio"]), pct(g["ratio_lo"]), pct(g["ratio_hi"]), gid, **style
-            )
+def paired_overhead(pt: pd.DataFrame, title: str) -> Figure:
+    """The tracked clone's paired overhead against size (``copybench.paired``): in percent
+    of ``detach().clone()`` (left) and in time per copy (right), the 95% CI as a band
+    (resampling whole processes), one line per dtype; beside each, dashed, its control
+    (the same two statements on a source that does not require grad: zero but for this
+    run's noise).  One row per layout.  Linear axes: the noise at large sizes shows as a
+    wide band around zero, not as structure."""
+    layouts = [lay for lay in ("contiguous", "transposed") if (pt["layout"] == lay).any()]
+    fig = _new_figure(len(layouts), 2)
+    axes = fig.subplots(len(layouts), 2, squeeze=False)
+    dtypes = list(dict.fromkeys(pt["dtype"]))
+    for row, layout in zip(axes, layouts, strict=True):
+        d = pt[pt["layout"] == layout]
+        for i, dtype in enumerate(dtypes):
+            color = _COLORS[i % len(_COLORS)]
+            for control in (False, True):
+                g = d[(d["dtype"] == dtype) & (d["control"].astype(bool) == control)]
+                g = g.sort_values("nbytes")
+                if g.empty:
+                    continue
+                label = f"{dtype}, {'control (no grad)' if control else 'source requires grad'}"
+                gid = f"{dtype}-{'control' if control else 'grad'}-{layout}"
+                x = g["nbytes"].to_numpy(dtype=float)
+                style = {"color": color, "linestyle": "--" if control else "-"}
+                for ax, (y, lo, hi) in zip(
+                    row,
+                    (
+                        (g["overhead_pct"], g["ci_low_pct"], g["ci_high_pct"]),
+                        (g["overhead_ns"], g["overhead_ns_low"], g["overhead_ns_high"]),
+                    ),
+                    strict=True,
+                ):
+                    (line,) = ax.plot(x, y, marker=_MARKERS[i], label=label, **style)
+                    line.set_gid(gid)
+                    ax.fill_between(x, lo, hi, color=color, alpha=0.12 if control else 0.22)
         for ax in row:
             ax.axhline(0, color="black", linewidth=0.8)
             _size_axis(ax)
-        # Symmetric log: the overhead spans ns at small sizes and noise of ms at large ones.
-        row[0].set_yscale("symlog", linthresh=1e-7)
-        row[0].yaxis.set_major_formatter(FuncFormatter(fmt_seconds))
-        row[0].set_ylabel("extra time per copy (symlog)")
-        row[0].set_title(f"{dtype}: absolute overhead (bars: 95% CI)", fontsize="medium")
-        row[1].set_ylabel("extra time per copy (% of detach().clone())")
-        # Scale to the medians: at large sizes a noisy CI would flatten every other point
-        # (its bar then runs off the panel, which still says "noise").
-        pcts = (d["ratio"].dropna() - 1) * 100
-        if len(pcts):
-            span = max(pcts.max() - pcts.min(), 10.0)
-            row[1].set_ylim(pcts.min() - 0.2 * span, pcts.max() + 0.2 * span)
-        row[1].set_title(f"{dtype}: relative overhead (bars: 95% CI)", fontsize="medium")
+        row[0].set_ylabel("extra time (% of detach().clone())")
+        row[1].set_ylabel("extra time per copy (ns)")
+        row[0].set_title(f"{layout}: relative (band: 95% CI)", fontsize="medium")
+        row[1].set_title(f"{layout}: absolute (band: 95% CI)", fontsize="medium")
+        # Scale to the estimates: a noisy size's band may run off the panel (which still
+        # says "noise") rather than flatten every other point.
+        for ax, col in zip(row, ("overhead_pct", "overhead_ns"), strict=True):
+            v = d[col].dropna()
+            if len(v):
+                span = max(v.max() - v.min(), 10.0 if col == "overhead_pct" else 100.0)
+                ax.set_ylim(min(v.min(), 0) - 0.25 * span, max(v.max(), 0) + 0.25 * span)
     fig.suptitle(_text(title))
     _legend_below(fig, list(axes.ravel()))
     return fig
@@ -406,8 +413,9 @@ def _slug(*parts: object) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s)
 
 
-def all_plots(df: pd.DataFrame) -> Iterator[Plot]:
-    """Every plot the tidy table supports: figures per machine and device (and dtype)."""
+def all_plots(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> Iterator[Plot]:
+    """Every plot the tidy table and the paired comparisons (:func:`table.paired_latest`)
+    support: figures per machine and device (and dtype)."""
     cur = table.latest(df)
     times = table.tensor_times(cur)
     machines = list(dict.fromkeys(cur["machine"]))
@@ -415,22 +423,23 @@ def all_plots(df: pd.DataFrame) -> Iterator[Plot]:
     for machine in machines:
         where = f" on {machine}" if multi else ""
         tm = table.newest_torch(times[times["machine"] == machine])
-        over = table.overhead_table(tm)
-        for device in dict.fromkeys(over["device"]):
-            o = over[over["device"] == device]
+        pt = paired[paired["machine"] == machine] if paired is not None and len(paired) else None
+        pt = pt[pt["pair"] == "tracked_clone"] if pt is not None else None
+        if pt is not None and not pt.empty:
+            n = int(pt["workers"].min())
             yield Plot(
-                _slug("overhead", machine if multi else "", device),
-                f"Tracked-clone overhead: x.clone().detach() vs x.detach().clone(), "
-                f"{device}{where}",
-                "What building (and discarding) the autograd node costs. Left: the extra time "
-                "per copy; right: as a percentage of the untracked clone. Bars are 95% "
-                "bootstrap confidence intervals; a bar crossing zero means the difference is "
-                "lost in noise at that size (on the right, bars of very noisy sizes run off the "
-                "panel). Without requires_grad both do the same work.",
-                overhead(o, f"Tracked-clone overhead, {device}{where}"),
+                _slug("overhead", machine if multi else "", "cpu"),
+                f"Tracked-clone overhead: x.clone().detach() against x.detach().clone(){where}",
+                "What building (and discarding) the autograd node costs, measured paired: the "
+                "two statements alternate in ABBA blocks of about 2 ms, in "
+                f"{n} fresh processes; the band is the 95% CI of the median ratio, resampling "
+                "whole processes. Left: percent of detach().clone(); right: nanoseconds per "
+                "copy. Dashed: the control, the same two statements on a source that does not "
+                "require grad (both then do the same work): it should hug zero.",
+                paired_overhead(pt, f"Tracked-clone overhead, paired{where}"),
                 [table.TRACKED, table.UNTRACKED],
                 machine,
-                device,
+                "cpu",
             )
         for (device, dtype), g in tm.groupby(["device", "dtype"], sort=False):
             present = [m for m in tensor_method_names() if m in set(g["method"])]

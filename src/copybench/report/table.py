@@ -1,5 +1,5 @@
 """The tidy table, shaped for the report: latest measurement per case, derived columns,
-and the two comparison tables (tracked-clone overhead, torch versions) that plots and
+the torch-version comparison and the paired comparisons (copybench.paired) that plots and
 findings both read.  Statistics come from :mod:`copybench.stats`; nothing is computed twice.
 """
 
@@ -156,22 +156,6 @@ def _compare(base: pd.Series, head: pd.Series) -> dict:
     }
 
 
-def overhead_table(times: pd.DataFrame) -> pd.DataFrame:
-    """The tracked clone (``clone().detach()``) against the untracked one
-    (``detach().clone()``), case by case: one row per machine, torch, device, dtype,
-    requires_grad, layout and size."""
-    keys = ["machine", "torch_version", "device", "dtype", "requires_grad", "layout", "numel"]
-    pair = times[times["method"].isin([TRACKED, UNTRACKED])]
-    rows = []
-    for key, g in pair.groupby(keys, sort=True, dropna=False):
-        by = {r["method"]: r for _, r in g.iterrows()}
-        if TRACKED in by and UNTRACKED in by:
-            c = _compare(by[UNTRACKED], by[TRACKED])
-            rows.append({**dict(zip(keys, key, strict=True)), "nbytes": by[TRACKED]["nbytes"], **c})
-    cols = [*keys, "nbytes", *_compare_columns()]
-    return pd.DataFrame(rows, columns=cols)
-
-
 def _compare_columns() -> list[str]:
     return ["base", "head", "diff", "diff_lo", "diff_hi", "ratio", "ratio_lo", "ratio_hi"] + [
         "significant"
@@ -236,3 +220,47 @@ def newest_torch(df: pd.DataFrame) -> pd.DataFrame:
         mine = set(g["torch_version"])
         keep.append(g[g["torch_version"] == [v for v in versions if v in mine][-1]])
     return pd.concat(keep) if keep else df
+
+
+# --- paired comparisons (copybench.paired, stored beside the asv results) ---------------------
+
+# A control's CI may miss zero by this many points before the page warns that this run's
+# wall times are unreliable: the controls of a quiet machine sit within a point or two.
+CONTROL_TOLERANCE_PTS = 2.0
+
+
+def paired_latest(paired: pd.DataFrame) -> pd.DataFrame:
+    """Each machine's comparisons from its newest torch and, within it, the last run
+    stored; measured rows only (skipped ones carry a ``skipped`` reason instead)."""
+    if paired.empty:
+        return paired
+    newest = newest_torch(paired)
+    newest = newest.drop_duplicates(["machine", "torch_version", "id"], keep="last")
+    if "skipped" in newest:
+        newest = newest[newest["skipped"].isna()]
+    return newest
+
+
+def controls_off(paired: pd.DataFrame) -> pd.DataFrame:
+    """The controls whose CI excludes zero by more than CONTROL_TOLERANCE_PTS."""
+    c = paired[paired["control"].astype(bool)]
+    off = (c["ci_low_pct"] > CONTROL_TOLERANCE_PTS) | (c["ci_high_pct"] < -CONTROL_TOLERANCE_PTS)
+    return c[off]
+
+
+def beside_control(paired: pd.DataFrame, pair: str) -> pd.DataFrame:
+    """One row per measured case of ``pair``: its result, and its control's CI beside it
+    (``control_low_pct``, ``control_high_pct``)."""
+    p = paired[paired["pair"] == pair]
+    keys = [k for k in ("machine", "numel", "dtype", "layout", "model") if k in p]
+    main = p[~p["control"].astype(bool)]
+    ctrl = p[p["control"].astype(bool)][
+        [*keys, "overhead_pct", "ci_low_pct", "ci_high_pct"]
+    ].rename(
+        columns={
+            "overhead_pct": "control_pct",
+            "ci_low_pct": "control_low_pct",
+            "ci_high_pct": "control_high_pct",
+        }
+    )
+    return main.merge(ctrl, on=keys, how="left")
