@@ -202,9 +202,29 @@ def _case_cols() -> list[str]:
     return ["device", "dtype", "requires_grad", "layout", "numel", "nbytes"]
 
 
+def skip_reason(row: pd.Series) -> str | None:
+    """Why a case was skipped.  asv records a skip (``NotImplementedError`` in setup)
+    without its message, so the reason is the rule of :mod:`copybench.cases` the case
+    breaks, where one does."""
+    if row["status"] != "skipped":
+        return None
+    devices = {str(row.get("device") or ""), str(row.get("host_memory") or "")}
+    if str(row.get("metric", "")).startswith(("time_transfer", "track_transfer")) or any(
+        d.startswith("cuda") for d in devices
+    ):
+        return "needs a CUDA GPU (or two), which the measuring machine did not have"
+    if row.get("layout") == "transposed" and row.get("numel") == 1:
+        return "a 1-element tensor cannot be non-contiguous"
+    if row.get("host_memory") == "pinned":
+        return "a GPU-to-GPU copy involves no host memory (pinned case n/a)"
+    return "skipped by the benchmark's setup (asv records no message)"
+
+
 def csv_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Every row of the tidy table (skips and failures too), samples left out."""
+    """Every row of the tidy table (skips and failures too, a skip with its reason),
+    samples left out."""
     out = df.reindex(columns=CSV_COLUMNS)
+    out["skip_reason"] = [skip_reason(r) for _, r in df.iterrows()]
     return out.sort_values(
         ["machine", "torch_version", "metric", "method", "device", "dtype", "numel", "model"],
         kind="stable",
