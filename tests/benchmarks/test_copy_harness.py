@@ -20,7 +20,12 @@ from copybench.cases import (
     module_cases,
     tensor_cases,
 )
-from copybench.methods import module_method_names, tensor_method_names, transfer_method_names
+from copybench.methods import (
+    METHODS,
+    module_method_names,
+    tensor_method_names,
+    transfer_method_names,
+)
 from copybench.paired import OVERHEAD_SIZES, PAIRS, paired_overhead, prepare_tensor_pair
 from copybench.timing import calls_for, cuda_event_seconds, cuda_sync_seconds
 
@@ -119,7 +124,7 @@ def test_transfer(measure, method, numel, host_memory):
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, NO_CUDA])])
 @pytest.mark.parametrize("numel", OVERHEAD_SIZES)
-@pytest.mark.parametrize("pair", [p for p, (a, _) in PAIRS.items() if a != "state_dict_snapshot"])
+@pytest.mark.parametrize("pair", [p for p, (a, _) in PAIRS.items() if METHODS[a].kind == "tensor"])
 def test_paired_overhead(measure, pair, numel, device):
     """Times the pair's head alone, and stores the paired, interleaved overhead of head over
     base (copybench.paired) in extra_info: the figure to gate on, not two separate medians."""
