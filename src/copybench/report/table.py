@@ -208,6 +208,7 @@ def skip_reason(row: pd.Series) -> str | None:
     breaks, where one does."""
     if row["status"] != "skipped":
         return None
+    # In the order copybench.cases checks them (make_tensor: the device, then the shape).
     devices = {str(row.get("device") or ""), str(row.get("host_memory") or "")}
     if str(row.get("metric", "")).startswith(("time_transfer", "track_transfer")) or any(
         d.startswith("cuda") for d in devices
