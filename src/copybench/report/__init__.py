@@ -179,7 +179,7 @@ def _write(
 
 def _control_warning(paired) -> str | None:
     """Why this run's wall times are unreliable, when a control says so."""
-    from ..report import table
+    from . import table
 
     if paired is None or paired.empty:
         return None

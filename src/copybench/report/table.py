@@ -209,15 +209,13 @@ def skip_reason(row: pd.Series) -> str | None:
     if row["status"] != "skipped":
         return None
     # In the order copybench.cases checks them (make_tensor: the device, then the shape).
-    devices = {str(row.get("device") or ""), str(row.get("host_memory") or "")}
-    if str(row.get("metric", "")).startswith(("time_transfer", "track_transfer")) or any(
-        d.startswith("cuda") for d in devices
+    # Every transfer involves a GPU.
+    if str(row.get("device") or "").startswith("cuda") or str(row.get("metric", "")).startswith(
+        "time_transfer"
     ):
         return "needs a CUDA GPU (or two), which the measuring machine did not have"
     if row.get("layout") == "transposed" and row.get("numel") == 1:
         return "a 1-element tensor cannot be non-contiguous"
-    if row.get("host_memory") == "pinned":
-        return "a GPU-to-GPU copy involves no host memory (pinned case n/a)"
     return "skipped by the benchmark's setup (asv records no message)"
 
 
