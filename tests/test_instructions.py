@@ -72,6 +72,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
     out = tmp / "gate.json"
     args = ["--size", "1024", "--processes", "1", "--budget", "0.02", "--instructions"]
     args += ["--head-env", f"PYTHONPATH={site}", "--out", str(out), "--format", "json"]
+    # The base interpreter by a relative path, as the nightly workflow names its baseline.
+    args += ["--base-python", os.path.relpath(sys.executable, tmp)]
     with subprocess.Popen(
         [sys.executable, "-m", "copybench", "gate", *args],
         cwd=tmp,

@@ -125,7 +125,10 @@ def count_instructions(
         "calls": calls,
         "rounds": rounds,
     }
-    run = {"python": _interpreter(python or sys.executable), "env": dict(env or {})}
+    # Absolute: the child runs in this copybench's folder, where a relative path (e.g.
+    # ``--baseline-python .baseline/bin/python``) would name nothing.
+    exe = os.path.abspath(python) if python else sys.executable
+    run = {"python": _interpreter(exe), "env": dict(env or {})}
     # Under /tmp, not $TMPDIR: the output path is on Valgrind's command line, which, like
     # everything else the child sees, should not depend on the parent's environment.
     base = "/tmp" if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK) else None
