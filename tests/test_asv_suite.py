@@ -43,7 +43,7 @@ def test_selection_regexes_pick_exactly_the_asked_cases():
             "bench_tensor_copy.TensorCopy.time_tensor_copy('clone', 1, 'float32', "
             "False, 'contiguous', 'cpu', 1)",
             "bench_module_copy.ModuleCopy.time_module_copy('meta_assign', '1e4x8', 'cpu', 1)",
-            "bench_overhead.TrackedCloneOverhead.track_tracked_clone_overhead(1024, 1)",
+            "bench_instructions.InstructionCounts.track_instructions_tracked_clone(1024)",
             "bench_cuda.CudaTensorCopy.track_event_seconds('clone', 1024, "
             "'float32', False, 'contiguous', 'cuda', 1)",
             "bench_transfer.Transfer.time_transfer('copy_h2d', 1024, 'pinned', 1)",

@@ -105,6 +105,17 @@ def test_make_tensor_layouts(layout):
     assert x.is_contiguous() == (layout == "contiguous")
 
 
+@pytest.mark.parametrize("numel", [1000, 3 * cases.RANDOM_BLOCK + 7])
+def test_fill_random_writes_every_element_with_random_values(numel):
+    # Below the block size a full draw; above it, the block repeated and a partial tail.
+    x = cases.fill_random(torch.full((numel,), -1.0))
+    assert bool(((x >= 0) & (x < 1)).all()), "an element was left unwritten"
+    assert x[:1000].unique().numel() > 990
+    if numel > cases.RANDOM_BLOCK:
+        b = cases.RANDOM_BLOCK
+        assert torch.equal(x[:b], x[2 * b : 3 * b]) and torch.equal(x[3 * b :], x[:7])
+
+
 def test_a_one_element_tensor_cannot_be_non_contiguous():
     with pytest.raises(cases.CaseError, match="non-contiguous"):
         cases.make_tensor(1, "float32", False, "transposed", "cpu")

@@ -63,7 +63,7 @@ def results(root, tmp_path_factory) -> Path:
     for regex in bench_regexes(sel):
         cmd += ["--bench", regex]
     # A benchmark whose thread parameter is "all" (a string beside the ints elsewhere).
-    cmd += ["--bench", r"TrackedCloneOverhead\.\w+\(1024, 'all'\)"]
+    cmd += ["--bench", r"AllocatorCopy\.\w+\('copy_into', 1048576, 'all'\)"]
     _run(cmd, cwd=root, env=env)
     _store_paired(tmp / "results")
     return tmp / "results"
@@ -356,11 +356,11 @@ def test_links_asv_html_relative_to_the_report(report):
 
 
 def test_compare_names_every_case_of_these_results(results, run_cli):
-    # The second machine's file holds the grid's tensor cases and an overhead benchmark whose
+    # The second machine's file holds the grid's tensor cases and an allocator benchmark whose
     # thread parameter is "all": compare must name both kinds (a file against itself).
     (path,) = [p for p in results.rglob("*.json") if "existing" in p.name and "<img" in str(p)]
     r = run_cli("compare", str(path), str(path), "--format", "json")
     assert r.returncode == 0, r.stderr
     cases = {b["case"] for b in json.loads(r.stdout)["benchmarks"]}
-    assert "1024, 'all'" in cases
+    assert "'copy_into', 1048576, 'all'" in cases
     assert "clone_detach-1024-float32-grad-contiguous-cpu-t1" in cases
