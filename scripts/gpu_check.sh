@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, one command, for an offline CUDA machine that has its own PyTorch:
-#   bash scripts/gpu_check.sh OUTPUT_DIR [WHEEL_DIR]
+#   bash scripts/gpu_check.sh [--machine NAME] OUTPUT_DIR [WHEEL_DIR]
+# --machine names the asv machine the results are filed under (default: $COPYBENCH_MACHINE,
+# else the hostname); its CPU model, cores and GPU are recorded with it.
 # Interpreter: $PYTHON, else the first of .venv/bin/python, python3, python whose torch
 # sees a CUDA GPU (else the first that imports torch, which then stops at "no CUDA GPU").
 # Nothing comes from the network (PIP_NO_INDEX=1): asv and its dependencies, and whichever
@@ -13,7 +15,12 @@
 # Exit status: 0 all steps ended well; 1 a step failed or ran out of time; 2 bad input,
 # no usable interpreter or wheel, or no CUDA GPU (one line on stderr).
 set -euo pipefail
-usage="usage: bash scripts/gpu_check.sh OUTPUT_DIR [WHEEL_DIR]"
+usage="usage: bash scripts/gpu_check.sh [--machine NAME] OUTPUT_DIR [WHEEL_DIR]"
+if [ "${1:-}" = --machine ]; then
+  [ -n "${2:-}" ] || { echo "gpu_check: $usage" >&2; exit 2; }
+  export COPYBENCH_MACHINE=$2
+  shift 2
+fi
 [ $# -ge 1 ] && [ $# -le 2 ] || { echo "gpu_check: $usage" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 mkdir -p "$1"

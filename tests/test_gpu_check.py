@@ -88,7 +88,8 @@ def test_check_installs_offline_then_stops_at_no_cuda_gpu(wheels, tmp_path):
 
 def test_bad_usage_and_a_missing_wheel_folder_exit_2(tmp_path):
     for args, message in (
-        ([], "usage: bash scripts/gpu_check.sh OUTPUT_DIR [WHEEL_DIR]"),
+        ([], "usage: bash scripts/gpu_check.sh [--machine NAME] OUTPUT_DIR [WHEEL_DIR]"),
+        (["--machine"], "usage: bash scripts/gpu_check.sh [--machine NAME]"),
         ([str(tmp_path / "out"), str(tmp_path / "nowhere")], "no asv wheel in"),
     ):
         done = subprocess.run(

@@ -42,7 +42,16 @@ def test_zizmor_finds_nothing() -> None:
 def test_nightly_workflow_runs_the_local_command() -> None:
     text = (ROOT / ".github" / "workflows" / "nightly.yml").read_text()
     assert "schedule:" in text and "workflow_dispatch:" in text and "torch-build:" in text
-    assert "bash scripts/nightly.sh --baseline-python .baseline/bin/python" in text
+    # Each runner of the matrix runs the local command under its own machine name, keeps
+    # its nights in the history branch and gates; one last job merges every machine.
+    assert 'bash scripts/nightly.sh --machine "$MACHINE"' in text
+    assert (
+        '--history "$REPOSITORY.git"' in text and "--baseline-python .baseline/bin/python" in text
+    )
+    assert "bash scripts/nightly.sh merge machines/*" in text
+    assert "matrix: ${{ fromJSON(needs.plan.outputs.matrix) }}" in text
+    # Without a registered GPU runner the plan says so rather than queueing a job forever.
+    assert "GPU_RUNNER: ${{ vars.COPYBENCH_GPU_RUNNER }}" in text and "::notice" in text
     assert "baseline-torch:" in text
     # inputs reach the shell through the environment only (no template injection)
     run_lines = [line for line in text.splitlines() if "inputs." in line]

@@ -9,6 +9,7 @@ selection translated from copybench's vocabulary (methods, sizes, devices ...) i
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -180,6 +181,26 @@ def strip_json_comments(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
 
 
+# The environment variable that names the machine when --machine is not given.
+MACHINE_VAR = "COPYBENCH_MACHINE"
+
+
+def machine_name(name: str | None = None) -> str:
+    """The asv machine name results are filed under: ``name``, else ``$COPYBENCH_MACHINE``,
+    else the hostname.  A hosted CI runner's hostname changes from run to run, which would
+    split asv's history into a new "machine" every night: workflows name theirs.
+
+    Raises CaseError for a name asv cannot use as a folder name."""
+    import socket
+
+    name = name or os.environ.get(MACHINE_VAR) or socket.gethostname()
+    if not name.strip() or "/" in name or "\0" in name or name.startswith("."):
+        raise CaseError(
+            f"machine name {name!r} cannot name a results folder (empty, a '/', or a leading '.')"
+        )
+    return name
+
+
 def run_asv(
     sel: Selection,
     quick: bool = False,
@@ -188,23 +209,27 @@ def run_asv(
     benches: list[str] | None = None,
     commit: str | None = None,
     timeout: float | None = None,
+    machine: str | None = None,
 ) -> Path:
     """Run the selection with asv against this interpreter; return the results file.
 
     ``benches`` (asv ``--bench`` regexes) replaces the regexes built from ``sel``;
     ``commit`` the checkout's HEAD as the commit the results are filed under; ``timeout``
-    bounds the run (``subprocess.TimeoutExpired``; asv saves its results only at the end).
+    bounds the run (``subprocess.TimeoutExpired``; asv saves its results only at the end);
+    ``machine`` the name the results are filed under (:func:`machine_name`).
     """
     sel.validate()
+    machine = machine_name(machine)
     root = project_root()
     config = (config or root / "asv.conf.json").resolve()
     if not config.is_file():
         raise FileNotFoundError(f"{config}: no such asv config")
     asv = [sys.executable, "-m", "asv"]
     commit = commit or head_commit(root)
-    # Record this machine's description (CPU, cores, memory) non-interactively.
+    # Record this machine's description (CPU model, cores, memory) non-interactively,
+    # under its name.
     subprocess.run(
-        [*asv, "machine", "--yes", "--config", str(config)],
+        [*asv, "machine", "--yes", "--machine", machine, "--config", str(config)],
         cwd=root,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -214,6 +239,8 @@ def run_asv(
         "run",
         "--config",
         str(config),
+        "--machine",
+        machine,
         # This interpreter, once.  (``--python=same`` would expand the config's torch matrix
         # into one "existing" environment per entry - all this same interpreter - and run
         # the whole suite once for each.)
@@ -234,10 +261,10 @@ def run_asv(
     done = run_bounded(cmd, timeout, cwd=root)
     if done.returncode:
         raise subprocess.CalledProcessError(done.returncode, cmd)
-    newest = _newest_results(results_dir(config))
+    newest = _newest_results(results_dir(config) / machine)
     if newest is None:
-        raise FileNotFoundError(f"asv wrote no results under {results_dir(config)}")
-    write_env_sidecar(newest, environment_info())
+        raise FileNotFoundError(f"asv wrote no results under {results_dir(config) / machine}")
+    write_env_sidecar(newest, {**environment_info(), "machine": machine})
     return newest
 
 
@@ -248,7 +275,7 @@ def head_commit(root: Path) -> str:
 
 
 def _newest_results(folder: Path) -> Path | None:
-    files = [p for p in folder.glob("*/*.json") if p.name != "machine.json"]
+    files = [p for p in folder.glob("*.json") if p.name != "machine.json"]
     return max(files, key=lambda p: p.stat().st_mtime) if files else None
 
 
@@ -267,6 +294,7 @@ def environment_info() -> dict:
         "python": platform.python_version(),
         "slowed_down": slowed_down_methods(),
         "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

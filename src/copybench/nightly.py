@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,10 +35,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .asvrun import Selection, config_copy, project_root, run_asv
+from .asvrun import Selection, config_copy, machine_name, project_root, run_asv
 from .cases import CaseError
 from .cli import UsageError
-from .results import ENV_SUFFIX, ResultsError, read_env_sidecar
+from .results import ENV_SUFFIX, PAIRED_SUFFIX, ResultsError, read_env_sidecar
 from .workers import WorkerError
 
 if TYPE_CHECKING:
@@ -45,17 +46,25 @@ if TYPE_CHECKING:
 
 
 def archive_night(results_file: Path, archive: Path) -> Path:
-    """Copy a results file (and its sidecar) to ``archive`` under a name that sorts by date:
-    ``<UTC date-time>-torch<version>-<commit>.json``."""
+    """Copy a results file (its sidecars too) to ``archive`` under a name that sorts by
+    date: ``<UTC date-time>-<machine>-torch<version>-<commit>.json``; the machine's name is
+    also in the sidecar, so that archives of several machines can share a folder."""
     side = read_env_sidecar(results_file)
     data = json.loads(results_file.read_text())
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    machine = side.get("machine") or data.get("params", {}).get("machine", "unknown")
     torch_version = str(side.get("torch_version", "unknown")).replace("+", "_")
-    name = f"{stamp}-torch{torch_version}-{str(data.get('commit_hash', 'unknown'))[:8]}.json"
+    commit = str(data.get("commit_hash", "unknown"))[:8]
+    name = f"{stamp}-{_slug(machine)}-torch{torch_version}-{commit}.json"
     archive.mkdir(parents=True, exist_ok=True)
     target = archive / name
     shutil.copyfile(results_file, target)
-    side.update(night=stamp, commit=data.get("commit_hash"), asv_file=results_file.name)
+    paired = results_file.with_name(results_file.name + PAIRED_SUFFIX)
+    if paired.is_file():  # the paired study, where the night measured it
+        shutil.copyfile(paired, archive / (name + PAIRED_SUFFIX))
+    side.update(
+        night=stamp, commit=data.get("commit_hash"), asv_file=results_file.name, machine=machine
+    )
     (archive / (name + ENV_SUFFIX)).write_text(json.dumps(side, indent=2, sort_keys=True))
     bench_meta = results_file.parent.parent / "benchmarks.json"
     if bench_meta.is_file():  # lets the archive be read on its own (parameter names)
@@ -63,19 +72,27 @@ def archive_night(results_file: Path, archive: Path) -> Path:
     return target
 
 
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.") or "machine"
+
+
 # Beside a night's asv results, the gate's results (``copybench compare`` reads them alone).
 GATE_SUFFIX = ".gate.json"
 
 
-def nights(archive: Path) -> list[Path]:
-    """Archived nights (their asv results files), oldest first."""
+def nights(archive: Path, machine: str | None = None) -> list[Path]:
+    """Archived nights (their asv results files), oldest first; only ``machine``'s if given
+    (a night archived before machines were named counts as any machine's)."""
     if not archive.is_dir():
         return []
-    return sorted(
+    found = sorted(
         p
         for p in archive.glob("*.json")
         if p.name != "benchmarks.json" and not p.name.endswith(GATE_SUFFIX)
     )
+    if machine is None:
+        return found
+    return [p for p in found if read_env_sidecar(p).get("machine", machine) == machine]
 
 
 def publish(config: Path, root: Path) -> None:
@@ -87,7 +104,7 @@ def publish(config: Path, root: Path) -> None:
 def compare_nights(
     previous: Path, tonight: Path, threshold: float, alpha: float, summary: Path | None
 ) -> list[str]:
-    """Print the comparison, append its markdown to ``summary``; return the asv names of
+    """Print the comparison, append what changed to ``summary``; return the asv names of
     the cases that regressed (instruction counts only: wall time across runs gets no
     verdict)."""
     from .compare import compare, load_pair, render
@@ -95,8 +112,64 @@ def compare_nights(
     base, head = load_pair(previous, tonight)
     table = compare(base, head, threshold=threshold, alpha=alpha)
     print(render(table, "text", threshold=threshold, alpha=alpha))
-    _append(summary, render(table, "markdown", threshold=threshold, alpha=alpha))
+    title = f"Tonight beside {previous.name} (across runs)"
+    _append(summary, changes_markdown(table, title, "instruction counts (exact)"))
+    _annotate(table, "asv_name")
     return _regressed(table)
+
+
+# What a changed case is confirmed by, per kind of comparison.
+CHANGED = ("regressed", "improved")
+
+
+def changes_markdown(table: pd.DataFrame, title: str, confirmed_by: str) -> str:
+    """The job summary's part for one comparison: only the cases that changed (regressed,
+    improved), each with what confirmed it, then a count of the rest.  (The whole table,
+    some 670 rows a night, is in the log and in the archived results.)"""
+    from .compare import _fmt_p, _fmt_ratio, _fmt_value
+
+    changed = table[table["verdict"].isin(CHANGED)]
+    rest = table[~table["verdict"].isin(CHANGED)]["verdict"].value_counts()
+    lines = [f"### {title}", ""]
+    if changed.empty:
+        lines.append(f"No case changed ({len(table)} compared).")
+    else:
+        lines += [
+            "| case | base | head | ratio [CI] | p | verdict | confirmed by |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for _, r in changed.sort_values(["verdict", "ratio"], ascending=[False, False]).iterrows():
+            how = confirmed_by if r["unit"] != "instructions" else "instruction counts (exact)"
+            cells = [
+                f"`{r['case']}` ({r['benchmark']})",
+                _fmt_value(r["base_median"], r["unit"]),
+                _fmt_value(r["head_median"], r["unit"]),
+                _fmt_ratio(r),
+                _fmt_p(r["p"]),
+                f"**{r['verdict']}**",
+                how,
+            ]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    if len(rest):
+        lines += ["", "The other cases: " + ", ".join(f"{n} {v}" for v, n in rest.items()) + "."]
+    return "\n".join(lines)
+
+
+def _annotate(table: pd.DataFrame, name_column: str) -> None:
+    """One ``::error::`` workflow command per regressed case, under GitHub Actions: the
+    run's page lists them without opening the log."""
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return
+    for _, r in table[table["verdict"] == "regressed"].iterrows():
+        name = r.get(name_column) or r["case"]
+        print(
+            f"::error title=copybench regression::{name} regressed: "
+            f"ratio {_fmt(r['ratio'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+        )
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}"
 
 
 def _regressed(table: pd.DataFrame) -> list[str]:
@@ -137,7 +210,10 @@ def gate(
         print(f"copybench nightly: gate results written to {out}")
     table = compare_gate(data, threshold=threshold, alpha=alpha)
     print(render(table, "text", threshold=threshold, alpha=alpha))
-    _append(summary, render(table, "markdown", threshold=threshold, alpha=alpha))
+    rounds = f"the gate: {processes} interleaved rounds of fresh processes"
+    _append(summary, changes_markdown(table, "Gate against the baseline", rounds))
+    _append(summary, f"{processes} rounds of one fresh process per side, interleaved.")
+    _annotate(table, "case")
     return sorted(table.loc[table["verdict"] == "regressed", "case"])
 
 
@@ -145,6 +221,91 @@ def _append(summary: Path | None, text: str) -> None:
     if summary is not None:
         with summary.open("a") as f:
             f.write(text + "\n\n")
+
+
+# --- durable history: a git branch of results -----------------------------------------------
+
+HISTORY_BRANCH = "copybench-results"
+
+
+class HistoryError(RuntimeError):
+    """The history repository could not be read or written."""
+
+
+def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    env.setdefault("GIT_AUTHOR_NAME", "copybench nightly")
+    env.setdefault("GIT_AUTHOR_EMAIL", "copybench-nightly@users.noreply.github.com")
+    env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
+    env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise HistoryError(f"git {args[0]} failed: {done.stderr.strip()[-300:]}")
+    return done
+
+
+def _checkout_history(repo: str, branch: str, into: Path) -> bool:
+    """Clone ``branch`` of ``repo`` into ``into``; False (an empty repository there, on an
+    orphan ``branch``) when the branch does not exist yet."""
+    remote = _git("ls-remote", "--heads", repo, branch).stdout.strip()
+    if remote:
+        _git("clone", "--quiet", "--depth", "1", "--branch", branch, repo, str(into))
+        return True
+    into.mkdir(parents=True)
+    _git("init", "--quiet", cwd=into)
+    _git("checkout", "--quiet", "--orphan", branch, cwd=into)
+    _git("remote", "add", "origin", repo, cwd=into)
+    return False
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    """Copy files of ``src`` that ``dst`` lacks (a night's files never change once
+    written, except asv's per-machine index files, which the newer copy replaces)."""
+    for f in src.rglob("*"):
+        if f.is_file() and ".git" not in f.relative_to(src).parts:
+            t = dst / f.relative_to(src)
+            if not t.exists() or f.name in ("machine.json", "benchmarks.json"):
+                t.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, t)
+
+
+def restore_history(repo: str, branch: str, results: Path, archive: Path) -> int:
+    """Bring the branch's nights into ``archive`` and its asv results into ``results``;
+    return how many nights the history held (0: empty or no branch yet)."""
+    with tempfile.TemporaryDirectory(prefix="copybench-history-") as tmp:
+        work = Path(tmp) / "history"
+        if not _checkout_history(repo, branch, work):
+            return 0
+        if (work / "nightly").is_dir():
+            _copy_tree(work / "nightly", archive)
+        if (work / "results").is_dir():
+            _copy_tree(work / "results", results)
+        return len(nights(work / "nightly"))
+
+
+def save_history(
+    repo: str, branch: str, results: Path, archive: Path, message: str, tries: int = 3
+) -> None:
+    """Commit the archive and the asv results to ``branch`` of ``repo`` and push; runners
+    of a matrix push to one branch, each its own machine's files, so a rejected push is
+    retried on top of the others' commits."""
+    with tempfile.TemporaryDirectory(prefix="copybench-history-") as tmp:
+        work = Path(tmp) / "history"
+        _checkout_history(repo, branch, work)
+        for attempt in range(tries):
+            _copy_tree(archive, work / "nightly")
+            _copy_tree(results, work / "results")
+            _git("add", "--all", cwd=work)
+            if _git("status", "--porcelain", cwd=work).stdout.strip():
+                _git("commit", "--quiet", "-m", message, cwd=work)
+            try:
+                _git("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
+                return
+            except HistoryError:
+                if attempt == tries - 1:
+                    raise
+                _git("fetch", "--quiet", "origin", branch, cwd=work)
+                _git("rebase", "--quiet", f"origin/{branch}", cwd=work)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -195,11 +356,34 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_BUDGET,
         help=f"gate: seconds per case in each process (default {DEFAULT_BUDGET:g})",
     )
+    p.add_argument(
+        "--machine",
+        metavar="NAME",
+        help="asv machine name (default: $COPYBENCH_MACHINE, else the hostname); a night is "
+        "set beside the previous night of the same machine",
+    )
+    p.add_argument(
+        "--history",
+        metavar="REPO",
+        help="git repository (URL or path) whose --history-branch holds every night: "
+        "restored before the run, tonight committed and pushed after it",
+    )
+    p.add_argument("--history-branch", default=HISTORY_BRANCH, metavar="BRANCH")
+    p.add_argument(
+        "--paired",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also measure the report's paired comparisons and archive them with the night "
+        "(default: when nothing narrows the run and it is on the CPU; about 2 minutes)",
+    )
     instruction_option(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["merge"]:
+        return merge_main(argv[1:])
     args = _parser().parse_args(argv)
     root = project_root()
     sel = Selection(
@@ -210,10 +394,23 @@ def main(argv: list[str] | None = None) -> int:
         devices=args.device or ["cpu"],
     )
     try:
+        machine = machine_name(args.machine)
+        if args.history:
+            held = restore_history(args.history, args.history_branch, args.results, args.archive)
+            print(f"copybench nightly: {held} nights restored from {args.history_branch}")
+            if not held:
+                _warn_empty_history(args.summary, f"branch {args.history_branch} of the history")
+        elif os.environ.get("GITHUB_EVENT_NAME") == "schedule" and not nights(args.archive):
+            _warn_empty_history(args.summary, "the archive")
         with tempfile.TemporaryDirectory(prefix="copybench-nightly-") as tmp:
             config = config_copy(root, args.results, args.html, Path(tmp))
-            before = nights(args.archive)
-            results_file = run_asv(sel, config=config, extra=["--record-samples"])
+            before = nights(args.archive, machine)
+            results_file = run_asv(sel, config=config, extra=["--record-samples"], machine=machine)
+            narrowed = sel.narrowed or sel.devices != ["cpu"]
+            if args.paired or (args.paired is None and not narrowed):
+                from .paired import comparisons, measure_comparisons, write_paired
+
+                write_paired(results_file, measure_comparisons(comparisons(), log=sys.stderr))
             tonight = archive_night(results_file, args.archive)
             print(f"copybench nightly: results archived as {tonight}")
             if not args.no_publish:
@@ -245,15 +442,96 @@ def main(argv: list[str] | None = None) -> int:
             text = "copybench nightly: no --baseline-python: recorded, not gated."
             print(text)
             _append(args.summary, text)
+        if args.history:
+            save_history(
+                args.history,
+                args.history_branch,
+                args.results,
+                args.archive,
+                f"night {tonight.stem} ({machine})",
+            )
+            print(f"copybench nightly: tonight committed to {args.history_branch}")
         for name in failed:
             print(f"copybench nightly: regressed: {name}", file=sys.stderr)
         return 1 if failed else 0
-    except (ResultsError, CaseError, UsageError, WorkerError) as e:
+    except (ResultsError, CaseError, UsageError, WorkerError, HistoryError) as e:
         print(f"copybench nightly: {e}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as e:
         print(f"copybench nightly: {' '.join(map(str, e.cmd[:5]))} ... failed", file=sys.stderr)
         return 2
+
+
+# --- several machines, one site ----------------------------------------------------------------
+
+
+def merge_machines(sources: list[Path], results: Path, archive: Path) -> list[str]:
+    """Merge the nights of several machines (each source a folder holding ``results/``, an
+    asv results folder, and ``nightly/``, its archive, as a runner uploads them) into one
+    asv results folder and one archive: asv keeps each machine in its own subfolder, so
+    one ``asv publish`` shows them side by side.  Returns the machine names found."""
+    machines: list[str] = []
+    for src in sources:
+        res = src / "results"
+        if not res.is_dir():
+            raise ResultsError(f"{src}: no results/ folder (an asv results folder) inside")
+        for mdir in sorted(d for d in res.iterdir() if d.is_dir()):
+            if not (mdir / "machine.json").is_file():
+                raise ResultsError(f"{mdir}: an asv machine folder without machine.json")
+            machines.append(mdir.name)
+        _copy_tree(res, results)
+        if (src / "nightly").is_dir():
+            _copy_tree(src / "nightly", archive)
+    if not machines:
+        raise ResultsError("no machine's results among " + ", ".join(map(str, sources)))
+    return sorted(set(machines))
+
+
+def merge_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m copybench.nightly merge",
+        description="Merge the results of several machines (the nightly's runner matrix) "
+        "into one asv results folder, one archive, one asv site and one report.",
+    )
+    p.add_argument("sources", nargs="+", type=Path, help="folders holding results/ and nightly/")
+    p.add_argument("--results", type=Path, default=Path(".asv/results"))
+    p.add_argument("--archive", type=Path, default=Path(".asv/nightly"))
+    p.add_argument("--html", type=Path, default=Path(".asv/html"), help="asv publish output")
+    p.add_argument("--report-out", type=Path, default=Path("reports"), help="report parent")
+    p.add_argument("--report-name", default="nightly")
+    args = p.parse_args(argv)
+    root = project_root()
+    try:
+        machines = merge_machines(args.sources, args.results, args.archive)
+        print(f"copybench nightly: merged {len(machines)} machines: {', '.join(machines)}")
+        with tempfile.TemporaryDirectory(prefix="copybench-nightly-") as tmp:
+            publish(config_copy(root, args.results, args.html, Path(tmp)), root)
+        subprocess.run(
+            [sys.executable, "-m", "copybench", "report", str(args.results)]
+            + ["--out", str(args.report_out), "--name", args.report_name]
+            + ["--asv-html", str(args.html)],
+            check=True,
+        )
+        return 0
+    except (ResultsError, FileNotFoundError) as e:
+        print(f"copybench nightly: {e}", file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError as e:
+        print(f"copybench nightly: {' '.join(map(str, e.cmd[:5]))} ... failed", file=sys.stderr)
+        return 2
+
+
+def _warn_empty_history(summary: Path | None, where: str) -> None:
+    """An empty history on a scheduled night means the nights before it were lost (an
+    evicted cache, a wrong repository): say so loudly rather than pass as a first night."""
+    text = (
+        f"copybench nightly: warning: {where} holds no earlier night; tonight is "
+        "recorded as the first, with nothing to set beside it"
+    )
+    print(text, file=sys.stderr)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print(f"::warning title=copybench history::{text}")
+    _append(summary, f"> **Warning**: {where} holds no earlier night; tonight is the first.")
 
 
 if __name__ == "__main__":
