@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,8 @@ def small_run(root, tmp_path_factory):
             "deepcopy_module",
             "--model",
             "1e4x8",
+            "--machine",
+            "bench-box-1",
         ],
         cwd=root,
         capture_output=True,
@@ -98,6 +101,18 @@ def test_run_writes_results_and_says_where(small_run):
     assert results.exists() and path.endswith(".json")
     side = json.loads(Path(path + ENV_SUFFIX).read_text())
     assert side["torch_version"] == torch.__version__
+    # Filed under the name given, not the hostname, with what the machine is.
+    assert Path(path).parent == results / "bench-box-1"
+    machine = json.loads((results / "bench-box-1" / "machine.json").read_text())
+    assert machine["machine"] == "bench-box-1" and machine["num_cpu"] == str(os.cpu_count())
+    assert side["machine"] == "bench-box-1" and side["cores"] == os.cpu_count() and side["cpu"]
+
+
+@pytest.mark.parametrize("name", ["a/b", ".hidden", " "])
+def test_a_machine_name_that_cannot_name_a_folder_is_bad_input(run_cli, name):
+    r = run_cli("run", "--method", "clone", "--size", "1024", "--machine", name)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "cannot name a results folder" in r.stderr
 
 
 def test_results_hold_every_selected_case_and_nothing_else(small_run):

@@ -12,12 +12,12 @@ import importlib
 import json
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .cases import CaseError
 from .methods import UnknownMethodError
-from .results import ResultsError
 from .workers import WorkerError
 
 
@@ -25,14 +25,57 @@ class UsageError(Exception):
     """Bad input found after parsing; reported as one line with exit status 2."""
 
 
+# Width of a subcommand's description paragraph in --help (the examples are kept as written).
+HELP_WIDTH = 79
+
+
+def add_command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    examples: Sequence[str],
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` in the shape every ``copybench COMMAND --help`` has: ``help``
+    in the list of commands; ``description``, one paragraph (what it does, roughly how
+    long it takes), wrapped here; then the ``examples``, one invocation a line, kept as
+    written (``RawDescriptionHelpFormatter``)."""
+    heading = "example:" if len(examples) == 1 else "examples:"
+    return sub.add_parser(
+        name,
+        help=help,
+        description=textwrap.fill(" ".join(description.split()), HELP_WIDTH),
+        epilog="\n".join([heading, *(f"  {e}" for e in examples)]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="copybench",
         description="What each way of copying a PyTorch tensor or model costs, and does.",
+        epilog="Run 'copybench COMMAND --help' for what a command does, how long it takes, "
+        "and examples.",
     )
+    _add_version(p)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("semantics", help="observe each copy method's semantics on this torch")
+    s = add_command(
+        sub,
+        "semantics",
+        help="observe each copy method's semantics on this torch",
+        description="Run every registered copy method (or those named) on a source that "
+        "requires grad and observe what the copy really does on the installed torch: new "
+        "storage or shared, requires grad, gradient flowing back to the source, autograd "
+        "leaf, shared version counter. Prints the observed table; exit status 1 when an "
+        "observation differs from what the registry declares. Takes a few seconds.",
+        examples=[
+            "copybench semantics",
+            "copybench semantics --method clone_detach --method detach_clone --json",
+            "copybench semantics --device cuda",
+        ],
+    )
     s.add_argument(
         "--method",
         action="append",
@@ -46,12 +89,43 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=cmd_semantics)
 
-    s = sub.add_parser("list", help="list the registered copy methods and the grid")
-    s.add_argument("--json", action="store_true")
+    s = add_command(
+        sub,
+        "list",
+        help="list the registered copy methods and the grid",
+        description="List every registered copy method (name, tensor or module, its code) "
+        "and the grid the suite runs over: tensor sizes, dtypes, layouts, devices, threads, "
+        "and the reference models with their parameter counts. Instant.",
+        examples=["copybench list", "copybench list --json"],
+    )
+    s.add_argument(
+        "--json", action="store_true", help="print JSON, with each method's declared semantics"
+    )
     s.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("run", help="run the asv suite against the installed torch")
-    s.add_argument("--method", action="append", default=[], metavar="NAME")
+    s = add_command(
+        sub,
+        "run",
+        help="run the asv suite against the installed torch",
+        description="Run the asv suite (the selection given, else the default CPU suite) "
+        "against the torch installed beside copybench and save the results under .asv/results; "
+        "then, unless the run was narrowed, measure the report's comparisons paired, in "
+        "fresh processes, and store them beside the results. The default suite takes about "
+        "7 minutes here (asv about 5, the paired study about 2, with progress on stderr); a "
+        "narrow selection with --quick takes a fraction of that.",
+        examples=[
+            "copybench run",
+            "copybench run --method clone --size 1024 --quick",
+            "copybench run --device cuda --model 1e6x8",
+        ],
+    )
+    s.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this method (repeatable)",
+    )
     s.add_argument(
         "--size",
         action="append",
@@ -59,24 +133,45 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NUMEL",
         help="tensor size in elements (repeatable)",
     )
-    s.add_argument("--dtype", action="append", default=[])
-    s.add_argument("--model", action="append", default=[])
+    s.add_argument("--dtype", action="append", default=[], help="only this dtype (repeatable)")
+    s.add_argument(
+        "--model", action="append", default=[], help="only this reference model (repeatable)"
+    )
     s.add_argument(
         "--device", action="append", default=[], help="cpu (default) or cuda (repeatable)"
     )
     s.add_argument("--quick", action="store_true", help="one sample per case (asv --quick)")
     s.add_argument("--config", type=Path, help="asv config (default: ./asv.conf.json)")
     s.add_argument(
+        "--machine",
+        metavar="NAME",
+        help="asv machine name the results are filed under (default: $COPYBENCH_MACHINE, "
+        "else the hostname); CPU model, cores and GPU are recorded with it",
+    )
+    s.add_argument(
         "--paired",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="also measure the report's comparisons paired, in fresh processes (default: "
-        "when nothing narrows the run and it is on the CPU; about 3 minutes here)",
+        "when nothing narrows the run and it is on the CPU; about 2 minutes here)",
     )
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("show", help="print the tidy table of an asv results file or folder")
-    s.add_argument("path")
+    s = add_command(
+        sub,
+        "show",
+        help="print the tidy table of an asv results file or folder",
+        description="Read an asv results file, or every results file under a folder, into "
+        "copybench's tidy table (one row per measurement: metric, method, size, dtype, "
+        "device, threads, model, median and IQR) and print a summary of it, the table as "
+        "CSV, or the README's headline table. Takes a few seconds.",
+        examples=[
+            "copybench show .asv/results",
+            "copybench show --headline .asv/results",
+            "copybench show --csv .asv/results > results.csv",
+        ],
+    )
+    s.add_argument("path", help="asv results file or folder")
     s.add_argument("--csv", action="store_true", help="print CSV instead of a summary")
     s.add_argument(
         "--headline", action="store_true", help="print the README's headline table (markdown)"
@@ -175,7 +270,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         models=args.model,
         devices=args.device or ["cpu"],
     )
-    path = run_asv(sel, quick=args.quick, config=args.config)
+    path = run_asv(sel, quick=args.quick, config=args.config, machine=args.machine)
     print(f"copybench: results written to {path}")
     narrowed = sel.methods or sel.sizes or sel.dtypes or sel.models or sel.devices != ["cpu"]
     if args.paired or (args.paired is None and not narrowed):
@@ -238,21 +333,79 @@ def _pandas_wide():
 
 # --- entry point ------------------------------------------------------------------------------
 
-BAD_INPUT: tuple[type[BaseException], ...] = (
-    UsageError,
-    CaseError,
-    UnknownMethodError,
-    ResultsError,
-    FileNotFoundError,
-)
+
+def version() -> str:
+    """``copybench VERSION (torch VERSION)``: the installed package's version (its metadata;
+    ``copybench.__version__`` where it is not installed, e.g. run from a source tree)."""
+    from importlib import metadata
+
+    import torch
+
+    try:
+        own = metadata.version("copybench")
+    except metadata.PackageNotFoundError:
+        from . import __version__ as own
+    return f"copybench {own} (torch {torch.__version__})"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print :func:`version` and exit 0."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings,
+            dest=argparse.SUPPRESS,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="print copybench's and torch's versions and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(version())
+        parser.exit()
+
+
+def _add_version(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", action=_VersionAction)
+
+
+def _version_only() -> argparse.ArgumentParser:
+    """A parser that knows only ``--version`` before the command: answered before the full
+    parser is built, since building it imports every command's module (and with them
+    pandas), which a version query must not pay for.  Everything from the command on is
+    left alone (``copybench run --version`` is the run parser's to reject)."""
+    p = argparse.ArgumentParser(prog="copybench", add_help=False)
+    _add_version(p)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+def bad_input() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean bad input (exit status 2, one line).  A function, not a
+    constant: ``ResultsError`` lives beside pandas, which ``copybench --version`` and
+    commands that read no results must not import."""
+    from .results import ResultsError
+
+    return (UsageError, CaseError, UnknownMethodError, ResultsError, FileNotFoundError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _version_only().parse_known_args(argv)
     args = _parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except BAD_INPUT as e:
+    except KeyboardInterrupt:
+        print("copybench: interrupted", file=sys.stderr)
+        return 130
+    except bad_input() as e:
         print(f"copybench: {e}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as e:
@@ -264,9 +417,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkerError as e:
         print(f"copybench: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("copybench: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ exactly, so those rows are judged by the threshold alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -45,7 +46,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .progress import Progress
 
 FORMAT = "copybench-gate/1"
 DEFAULT_PROCESSES = 12
@@ -171,27 +175,34 @@ def run_gate(
     budget: float = DEFAULT_BUDGET,
     log: Any = None,
     instructions: bool = False,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """``processes`` rounds; in each, one fresh process per side, back to back, the order
     alternating; then, with ``instructions``, both sides' instruction counts (see
     :func:`count_sides`).  Returns the results (see :func:`copybench.compare` for the
-    verdicts)."""
+    verdicts).  Progress on the stream ``log``, one step per round; or, where given, on
+    ``progress`` (the A/A study counts the rounds of all its gates on one)."""
+    from .progress import Progress, note
     from .workers import run_worker
 
     if processes < 1:
         raise ValueError(f"processes must be at least 1, got {processes}")
     spec = {"cases": cases, "budget": budget}
     rounds = []
-    for i in range(processes):
-        order = (base, head) if i % 2 == 0 else (head, base)
-        got = {}
-        for side in order:
-            got[side.name] = run_worker(
-                "copybench.gate", spec, python=side.python, env=side.environ(), timeout=600
-            )
-        rounds.append({"order": [s.name for s in order], **got})
-        if log is not None:
-            print(f"copybench gate: round {i + 1}/{processes} done", file=log, flush=True)
+    with (
+        Progress("copybench gate: round", processes, log)
+        if progress is None
+        else contextlib.nullcontext(progress)
+    ) as steps:
+        for i in range(processes):
+            order = (base, head) if i % 2 == 0 else (head, base)
+            got = {}
+            for side in order:
+                got[side.name] = run_worker(
+                    "copybench.gate", spec, python=side.python, env=side.environ(), timeout=600
+                )
+            rounds.append({"order": [s.name for s in order], **got})
+            steps.step()
     out = {
         "format": FORMAT,
         "sides": {
@@ -202,8 +213,7 @@ def run_gate(
         "rounds": rounds,
     }
     if instructions:
-        if log is not None:
-            print("copybench gate: counting instructions (callgrind)", file=log, flush=True)
+        note("copybench gate: counting instructions (callgrind)", log)
         out["instructions"] = count_sides(base, head, cases)
     return out
 
@@ -289,17 +299,17 @@ def aa_study(
     threshold given the least favourable pair of processes observed, ``(1 + threshold) /
     min ratio``: what "regressed" needs from all of a gate's rounds."""
     from .compare import compare_gate
+    from .progress import Progress
 
     per_case: dict[str, dict[str, Any]] = {}
-    for i in range(repeats):
-        data = run_gate(Side("base"), Side("head"), cases, processes, budget, log=log)
-        table = compare_gate(data, threshold=threshold, alpha=alpha).set_index("case")
-        for case, (b, h) in paired_medians(data).items():
-            row = per_case.setdefault(case, {"case": case, "false_alarms": 0, "ratios": []})
-            row["ratios"] += [hh / bb for bb, hh in zip(b, h, strict=True)]
-            row["false_alarms"] += table.loc[case, "verdict"] in ("regressed", "improved")
-        if log is not None:
-            print(f"copybench aa-study: repeat {i + 1}/{repeats} done", file=log, flush=True)
+    with Progress("copybench aa-study: A/A gates, round", repeats * processes, log) as progress:
+        for _ in range(repeats):
+            data = run_gate(Side("base"), Side("head"), cases, processes, budget, progress=progress)
+            table = compare_gate(data, threshold=threshold, alpha=alpha).set_index("case")
+            for case, (b, h) in paired_medians(data).items():
+                row = per_case.setdefault(case, {"case": case, "false_alarms": 0, "ratios": []})
+                row["ratios"] += [hh / bb for bb, hh in zip(b, h, strict=True)]
+                row["false_alarms"] += table.loc[case, "verdict"] in ("regressed", "improved")
     out = []
     for row in per_case.values():
         r = row.pop("ratios")
@@ -332,30 +342,69 @@ def _env_pairs(values: list[str]) -> dict[str, str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser(
+    from .cli import add_command
+
+    s = add_command(
+        sub,
         "gate",
         help="time base and head interleaved in fresh processes; exit 1 on a regression",
-        description=__doc__.split("\n\n")[0],
+        description="Time base and head side by side, in rounds of one fresh process per "
+        "side, back to back, the order alternating; each round gives one paired ratio of "
+        "the two processes' medians per case. A case regressed when the sign test over the "
+        "rounds is significant (Holm-adjusted over the cases) and the CI of the median ratio "
+        "lies wholly beyond 1 + --threshold; exit status 1 when one did. Each side is an "
+        "interpreter with an environment of its own; with callgrind available, both sides' "
+        "instruction counts are compared too. The default selection with 12 rounds takes "
+        "about 3 minutes (progress on stderr).",
+        examples=[
+            "copybench gate --base-python /path/to/baseline/python --head-python .venv/bin/python",
+            "copybench gate --method clone --size 1024 --head-env COPYBENCH_SLOW_DOWN=clone:8 "
+            "--out gate.json",
+            "copybench compare gate.json --format markdown   # the verdicts again, from --out",
+        ],
     )
     s.add_argument("--base-python", default=sys.executable, help="base interpreter")
     s.add_argument("--head-python", default=sys.executable, help="head interpreter")
-    s.add_argument("--base-env", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument(
+        "--base-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of the base side's processes (KEY= removes KEY); repeatable",
+    )
     s.add_argument(
         "--head-env",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="environment of that side's processes (KEY= removes KEY); repeatable",
+        help="the same for the head side",
     )
     _selection_options(s)
     instruction_option(s)
     s.add_argument("--out", type=Path, help="also write the results here (JSON)")
-    s.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    s.add_argument(
+        "--format",
+        choices=("text", "markdown", "json"),
+        default="text",
+        help="how to print the verdicts (default text)",
+    )
     s.set_defaults(func=cmd_gate)
 
-    s = sub.add_parser(
+    s = add_command(
+        sub,
         "aa-study",
         help="run the gate A against A several times: false alarms, detectable slowdown",
+        description="How often does the gate cry wolf, and what can it see? Run --repeats "
+        "A/A gates exactly as the nightly gates (this interpreter on both sides, same rounds, "
+        "same statistics) and print per case the false alarms, the range of the rounds' "
+        "ratios, and the slowdown every round would still show beyond the threshold given "
+        'the least favourable pair of processes seen: what "regressed" needs from all of a '
+        "gate's rounds. Each repeat takes as long as a gate: --repeats 3 of the default "
+        "selection took about 6 minutes here (progress on stderr).",
+        examples=[
+            "copybench aa-study --repeats 3",
+            "copybench aa-study --method clone --size 1024 --repeats 5 --processes 8 --json",
+        ],
     )
     s.add_argument("--repeats", type=int, default=3, help="A/A gates to run (default 3)")
     _selection_options(s)
@@ -364,9 +413,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _selection_options(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--method", action="append", default=[], metavar="NAME")
-    s.add_argument("--size", action="append", default=[], type=int, metavar="NUMEL")
-    s.add_argument("--model", action="append", default=[])
+    s.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this method (repeatable; default: the gate selection)",
+    )
+    s.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        type=int,
+        metavar="NUMEL",
+        help="tensor size in elements (repeatable)",
+    )
+    s.add_argument("--model", action="append", default=[], help="reference model (repeatable)")
     s.add_argument(
         "--processes",
         type=int,
@@ -379,8 +441,18 @@ def _selection_options(s: argparse.ArgumentParser) -> None:
         default=DEFAULT_BUDGET,
         help=f"seconds per case in each process (default {DEFAULT_BUDGET:g})",
     )
-    s.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
-    s.add_argument("--alpha", type=float, default=0.05)
+    s.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"smallest change that counts, as a fraction (default {DEFAULT_THRESHOLD:g})",
+    )
+    s.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="significance level after Holm's correction (default 0.05)",
+    )
 
 
 def instruction_option(s: argparse.ArgumentParser) -> None:

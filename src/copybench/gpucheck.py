@@ -35,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .progress import note
+
 DEFAULT_DEADLINE = 480.0
 # A step is not started with less than this left: it could not finish anything useful.
 MIN_STEP_SECONDS = 15.0
@@ -104,6 +106,7 @@ class Check:
             step.status = "skipped"
             step.detail = f"{max(self.left(), 0):.0f} s left of the deadline"
         else:
+            note(f"gpu-check: {name}: started (at most {budget:.0f} s)", sys.stderr)
             t0 = time.monotonic()
             try:
                 body(step, budget)
@@ -116,10 +119,10 @@ class Check:
                 step.status = "failed"
                 step.detail = f"{type(e).__name__}: {e}"[:500]
             step.seconds = round(time.monotonic() - t0, 1)
-        print(
+        note(
             f"gpu-check: {name}: {step.status} ({step.seconds:.0f} s){' - ' if step.detail else ''}"
             f"{step.detail}",
-            flush=True,
+            sys.stderr,
         )
         self.save()
         return step
@@ -328,11 +331,26 @@ def _asv(
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser(
+    from .cli import add_command
+
+    s = add_command(
+        sub,
         "gpu-check",
         help="the GPU check's steps, bounded in time (scripts/gpu_check.sh calls this)",
+        description="Run the GPU check's steps one after another, each in its own process "
+        "group with its own time limit, all within --deadline seconds: device information, "
+        "the CUDA tests, the semantics on CUDA, the GPU figures, a CUDA subset of the asv "
+        "suite in four chunks, and the report of those results, written under OUTPUT_DIR "
+        "with a log per step. steps.json, rewritten after every step, says what ran and how "
+        "it ended, so a check cut short keeps what it measured. Needs a CUDA GPU; about 3 "
+        "minutes on an H100, never more than --deadline (a line on stderr as each step "
+        "starts and ends). scripts/gpu_check.sh prepares the interpreter and calls this.",
+        examples=[
+            "bash scripts/gpu_check.sh OUTPUT_DIR WHEEL_DIR   # prepares, then runs this",
+            "copybench gpu-check /tmp/gpu-check --deadline 300",
+        ],
     )
-    s.add_argument("out", metavar="OUTPUT_DIR")
+    s.add_argument("out", metavar="OUTPUT_DIR", help="where the check writes what it measured")
     s.add_argument(
         "--deadline",
         type=float,

@@ -20,18 +20,34 @@ import functools
 import json
 import subprocess
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from .cases import CaseError
+from .progress import Progress, note
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``overhead`` and ``noise-study`` subcommands."""
+    from .cli import add_command
     from .paired import DEFAULT_BUDGET, OVERHEAD_SIZES
 
-    s = sub.add_parser(
+    s = add_command(
+        sub,
         "overhead",
         help="paired estimate of the tracked-clone overhead (clone().detach() vs detach().clone())",
+        description="Estimate, per size, what x.clone().detach() costs over x.detach().clone() "
+        "for a source that requires grad: the two statements alternate in ABBA blocks of "
+        "about 2 ms, each quad gives one ratio, the time budget is spread over fresh worker "
+        "processes run one after another, and the 95% CI resamples whole processes. With the "
+        "defaults it takes 30 s to a minute, nearly all of it the workers starting torch "
+        "(progress on stderr); --workers 1 measures in this process in a few seconds, with a "
+        "larger spread. --instructions counts instructions per call with callgrind instead "
+        "(one Valgrind run, deterministic).",
+        examples=[
+            "copybench overhead",
+            "copybench overhead --sizes 1024 65536 --workers 4 --json",
+            "copybench overhead --instructions",
+        ],
     )
     _common(s, OVERHEAD_SIZES, DEFAULT_BUDGET)
     s.add_argument(
@@ -42,13 +58,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true", help="print a JSON list, one object per size")
     s.set_defaults(func=cmd_overhead)
 
-    s = sub.add_parser(
+    s = add_command(
+        sub,
         "noise-study",
         help="repeat the overhead estimate in fresh processes; spread per size, paired vs "
         "independent medians",
+        description="Can the overhead estimate gate a build? Repeat it --processes times, one "
+        "repetition after another, each in fresh processes, and print per size how far the "
+        "repetitions disagree (max - min) for three ways of measuring at the same time "
+        "budget: copybench overhead as shipped (spread over --workers processes), the same "
+        "paired measurement in one process, and two independent blocked_autorange medians; "
+        "with --instruction-repeats, the spread of callgrind's counts too. About 5 minutes "
+        "with the defaults (progress on stderr).",
+        examples=[
+            "copybench noise-study",
+            "copybench noise-study --instruction-repeats 3   # as scripts/noise_study.sh does",
+            "copybench noise-study --sizes 1024 --processes 3 --workers 2 --json",
+        ],
     )
     _common(s, OVERHEAD_SIZES, DEFAULT_BUDGET)
-    s.add_argument("--processes", type=int, default=8, metavar="N")
+    s.add_argument(
+        "--processes",
+        type=int,
+        default=8,
+        metavar="N",
+        help="repetitions, each in fresh processes (default 8)",
+    )
     s.add_argument(
         "--instruction-repeats",
         type=int,
@@ -56,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="also count instructions N times (one Valgrind run each, about 15 s)",
     )
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=cmd_noise_study)
 
 
@@ -71,7 +106,9 @@ def _common(s: argparse.ArgumentParser, sizes: tuple[int, ...], budget: float) -
         help=f"tensor sizes in elements (default: {' '.join(map(str, sizes))})",
     )
     s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    s.add_argument("--dtype", default="float32")
+    s.add_argument(
+        "--dtype", default="float32", help="dtype of the copied tensor (default float32)"
+    )
     s.add_argument(
         "--budget",
         type=float,
@@ -165,22 +202,40 @@ def _check(args: argparse.Namespace, default_sizes: tuple[int, ...]) -> list[int
 
 
 def measure_sizes(
-    sizes: list[int], dtype: str, device: str, threads: int | str, budget: float, workers: int
+    sizes: list[int],
+    dtype: str,
+    device: str,
+    threads: int | str,
+    budget: float,
+    workers: int,
+    log: TextIO | None = None,
 ) -> list[dict[str, Any]]:
-    """One paired estimate per size, as the JSON objects ``overhead --json`` prints."""
+    """One paired estimate per size, as the JSON objects ``overhead --json`` prints;
+    progress on ``log``, one step per worker process (per size with one worker)."""
     from .paired import measure_in_workers, tracked_clone_overhead
 
+    label = "copybench overhead: tracked-clone overhead"
     if workers > 1:
-        results = measure_in_workers(
-            sizes, workers, dtype=dtype, device=device, threads=threads, budget=budget
-        )
-    else:
-        results = [
-            tracked_clone_overhead(
-                numel, dtype=dtype, device=device, threads=threads, budget=budget
+        with Progress(f"{label}, process", workers, log) as progress:
+            results = measure_in_workers(
+                sizes,
+                workers,
+                dtype=dtype,
+                device=device,
+                threads=threads,
+                budget=budget,
+                progress=progress,
             )
-            for numel in sizes
-        ]
+    else:
+        results = []
+        with Progress(f"{label}, size", len(sizes), log) as progress:
+            for numel in sizes:
+                results.append(
+                    tracked_clone_overhead(
+                        numel, dtype=dtype, device=device, threads=threads, budget=budget
+                    )
+                )
+                progress.step()
     return [
         {"numel": numel, "dtype": dtype, "budget_s": budget, **r.as_dict()}
         for numel, r in zip(sizes, results, strict=True)
@@ -223,6 +278,10 @@ def cmd_overhead(args: argparse.Namespace) -> int:
         sizes = _check(args, INSTRUCTION_SIZES)
         if args.device != "cpu":
             raise CaseError("instruction counts are CPU only")
+        note(
+            "copybench overhead: counting instructions with callgrind (one Valgrind run)",
+            sys.stderr,
+        )
         rows = instruction_rows(sizes, args.dtype)
         if args.json:
             print(json.dumps(rows, indent=2))
@@ -238,7 +297,13 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     sizes = _check(args, OVERHEAD_SIZES)
     _affinity(args.affinity)
     rows = measure_sizes(
-        sizes, args.dtype, args.device, _threads(args.threads), args.budget, args.workers
+        sizes,
+        args.dtype,
+        args.device,
+        _threads(args.threads),
+        args.budget,
+        args.workers,
+        log=sys.stderr,
     )
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -308,10 +373,11 @@ STUDY_METHODS: dict[str, str] = {
 }
 
 
-def _run_child(cmd: list[str]) -> list[dict[str, Any]]:
+def _run_child(cmd: list[str], progress: Progress) -> list[dict[str, Any]]:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"noise-study child failed: {proc.stderr.strip()[-500:]}")
+    progress.step()
     return json.loads(proc.stdout)
 
 
@@ -325,6 +391,7 @@ def noise_study(
     budget: float | None = None,
     workers: int | None = None,
     affinity: str | None = None,
+    log: TextIO | None = None,
 ) -> list[dict[str, Any]]:
     """Repeat the overhead estimate ``processes`` times, each in fresh processes, one
     after another: ``copybench overhead`` as shipped (its budget over ``workers`` fresh
@@ -332,7 +399,8 @@ def noise_study(
     workers and the independent medians, all at the same budget per size.
 
     Returns one object per size: the estimates of each method (percent), their spread and
-    range, and the shipped estimate's median CI width.
+    range, and the shipped estimate's median CI width.  Progress on ``log``, one step per
+    fresh process.
     """
     from . import stats
     from .paired import DEFAULT_BUDGET, DEFAULT_WORKERS, measure_in_workers
@@ -340,34 +408,41 @@ def noise_study(
     budget = DEFAULT_BUDGET if budget is None else budget
     workers = DEFAULT_WORKERS if workers is None else workers
     runs = []
-    for i in range(processes):
-        cmd = [sys.executable, "-m", "copybench.overhead", "--sizes", *map(str, sizes)]
-        cmd += ["--device", device, "--dtype", dtype, "--budget", str(budget)]
-        cmd += ["--threads", str(threads), "--paired-first", str(1 - i % 2)]
-        if affinity:
-            cmd += ["--affinity", affinity]
-        shipped = functools.partial(
-            measure_in_workers,
-            sizes,
-            workers,
-            dtype=dtype,
-            device=device,
-            threads=threads,
-            budget=budget,
-        )
-        # Alternate which comes first, as the child alternates its two.
-        if i % 2:
-            one, many = _run_child(cmd), shipped()
-        else:
-            many, one = shipped(), _run_child(cmd)
-        for row, r in zip(one, many, strict=True):
-            row.update(
-                paired=r.overhead_pct,
-                ci_low=r.ci_low_pct,
-                ci_high=r.ci_high_pct,
-                measured_s=r.seconds,
+    with Progress(
+        "copybench noise-study: tracked-clone overhead, fresh process",
+        processes * (workers + 1),
+        log,
+    ) as progress:
+        for i in range(processes):
+            cmd = [sys.executable, "-m", "copybench.overhead", "--sizes", *map(str, sizes)]
+            cmd += ["--device", device, "--dtype", dtype, "--budget", str(budget)]
+            cmd += ["--threads", str(threads), "--paired-first", str(1 - i % 2)]
+            if affinity:
+                cmd += ["--affinity", affinity]
+            shipped = functools.partial(
+                measure_in_workers,
+                sizes,
+                workers,
+                dtype=dtype,
+                device=device,
+                threads=threads,
+                budget=budget,
+                progress=progress,
             )
-        runs.append(one)
+            child = functools.partial(_run_child, cmd, progress)
+            # Alternate which comes first, as the child alternates its two.
+            if i % 2:
+                one, many = child(), shipped()
+            else:
+                many, one = shipped(), child()
+            for row, r in zip(one, many, strict=True):
+                row.update(
+                    paired=r.overhead_pct,
+                    ci_low=r.ci_low_pct,
+                    ci_high=r.ci_high_pct,
+                    measured_s=r.seconds,
+                )
+            runs.append(one)
     rows = []
     for j, numel in enumerate(sizes):
         per = [run[j] for run in runs]
@@ -412,8 +487,9 @@ def cmd_noise_study(args: argparse.Namespace) -> int:
         budget=args.budget,
         workers=args.workers,
         affinity=args.affinity,
+        log=sys.stderr,
     )
-    instr = _instruction_repeats(args.instruction_repeats, args.dtype)
+    instr = _instruction_repeats(args.instruction_repeats, args.dtype, sys.stderr)
     if args.json:
         print(json.dumps({"overhead": rows, "instructions": instr}, indent=2))
         return 0
@@ -446,13 +522,17 @@ def cmd_noise_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def _instruction_repeats(n: int, dtype: str) -> dict[str, Any] | None:
+def _instruction_repeats(n: int, dtype: str, log: TextIO | None) -> dict[str, Any] | None:
     if n <= 0:
         return None
     from . import stats
     from .instructions import INSTRUCTION_SIZES
 
-    repeats = [instruction_rows(list(INSTRUCTION_SIZES), dtype) for _ in range(n)]
+    repeats = []
+    with Progress("copybench noise-study: instruction counts, Valgrind run", n, log) as progress:
+        for _ in range(n):
+            repeats.append(instruction_rows(list(INSTRUCTION_SIZES), dtype))
+            progress.step()
     by_size = {}
     for j, numel in enumerate(INSTRUCTION_SIZES):
         values = [rep[j]["overhead_instructions"] for rep in repeats]

@@ -33,7 +33,7 @@ import gc
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -41,6 +41,9 @@ from . import stats
 from .cases import DEFAULT_THREADS, dtype_of, make_model, make_tensor
 from .methods import get_method
 from .timing import resolve_threads, set_threads, synchronized, time_block, warm_up
+
+if TYPE_CHECKING:
+    from .progress import Progress
 
 BlockTimer = Callable[[Callable[[], Any], int, str], float]
 
@@ -446,10 +449,11 @@ def measure_in_workers(
     device: str = "cpu",
     threads: int | str = DEFAULT_THREADS,
     budget: float = DEFAULT_BUDGET,
+    progress: Progress | None = None,
 ) -> list[PairedResult]:
     """The tracked-clone overhead per size, its ``budget`` spread over ``workers`` fresh processes
     run one after another (each measures every size for ``budget / workers``), combined by
-    :func:`combine_workers`.
+    :func:`combine_workers`; ``progress`` is stepped as each process ends.
 
     Why processes: on this project's 2-core machine the tracked-clone overhead at 256 KiB
     is a property of the process as much as of the code.  Within one process, eight 0.4 s
@@ -474,7 +478,7 @@ def measure_in_workers(
     }
     per_worker = [
         [PairedResult.from_dict(d) for d in w]
-        for w in run_workers("copybench.paired", spec, workers)
+        for w in run_workers("copybench.paired", spec, workers, progress=progress)
     ]
     return [combine_workers([w[j] for w in per_worker]) for j in range(len(sizes))]
 
@@ -607,8 +611,9 @@ def measure_comparisons(
     """Each comparison measured in ``workers`` fresh processes (``budget / workers`` seconds
     each, at least one ABBA quad), combined as ``copybench overhead`` combines them (a CI
     that resamples whole processes): one record per comparison, its fields and the result,
-    or the reason it was skipped."""
-    from .workers import run_worker
+    or the reason it was skipped.  ``log``: a stream for progress, one step per process."""
+    from .progress import Progress
+    from .workers import run_workers
 
     spec = {
         "comparisons": [asdict(c) for c in wanted],
@@ -619,11 +624,8 @@ def measure_comparisons(
         # would double the study's time for sizes whose overhead is in the noise anyway).
         "min_pairs": 1,
     }
-    runs = []
-    for i in range(workers):
-        runs.append(run_worker("copybench.paired", spec))
-        if log is not None:
-            print(f"copybench: paired measurements, process {i + 1}/{workers} done", file=log)
+    with Progress("copybench: paired measurements, process", workers, log) as progress:
+        runs = run_workers("copybench.paired", spec, workers, progress=progress)
     out = []
     for j, c in enumerate(wanted):
         got = [r[j] for r in runs]

@@ -14,7 +14,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .progress import Progress
 
 
 class WorkerError(RuntimeError):
@@ -22,13 +25,23 @@ class WorkerError(RuntimeError):
 
 
 def run_workers(
-    module: str, spec: dict[str, Any], count: int, timeout: float | None = None
+    module: str,
+    spec: dict[str, Any],
+    count: int,
+    timeout: float | None = None,
+    progress: Progress | None = None,
 ) -> list[Any]:
     """Run ``python -m module JSON(spec)`` ``count`` times in a row; return what each printed
-    (parsed from JSON).  ``timeout`` bounds each worker, in seconds."""
+    (parsed from JSON).  ``timeout`` bounds each worker, in seconds; ``progress`` is
+    stepped as each worker ends."""
     if count < 1:
         raise ValueError(f"workers must be at least 1, got {count}")
-    return [run_worker(module, spec, timeout=timeout) for _ in range(count)]
+    out = []
+    for _ in range(count):
+        out.append(run_worker(module, spec, timeout=timeout))
+        if progress is not None:
+            progress.step()
+    return out
 
 
 def run_worker(
