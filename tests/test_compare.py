@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from copybench.asvrun import config_copy, environment_info
-from copybench.results import write_env_sidecar
+from copybench.results import ENV_SUFFIX, write_env_sidecar
 
 ROOT = Path(__file__).resolve().parents[1]
 # A few cases that differ only by method, timed in about a second each.
@@ -21,17 +22,24 @@ SLOWED = "clone"
 THRESHOLD = "0.20"
 
 
-def _harness(out: Path, slow_down: str = "") -> Path:
-    select = " or ".join(f"[{m}-{SUFFIX}]" for m in METHODS)
+def _pytest_harness(ids: list[str], *options: str, slow_down: str = "") -> None:
+    """Time the harness's cases ``ids`` with pytest-benchmark, in a pytest of their own."""
+    select = " or ".join(f"[{i}]" for i in ids)
     # Not as an xdist worker (scripts/test.sh): pytest-benchmark would read that as xdist
     # being on, and refuse to time.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     env["COPYBENCH_SLOW_DOWN"] = slow_down
     cmd = [sys.executable, "-m", "pytest", "tests/benchmarks", "-q", "-p", "no:cacheprovider"]
-    cmd += ["--benchmark-only", f"--benchmark-json={out}", "-k", select]
+    cmd += ["-p", "no:xdist", "--benchmark-only", *options, "-k", select]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert f"{len(METHODS)} passed" in proc.stdout
+    assert f"{len(ids)} passed" in proc.stdout
+
+
+def _harness(out: Path, slow_down: str = "") -> Path:
+    _pytest_harness(
+        [f"{m}-{SUFFIX}" for m in METHODS], f"--benchmark-json={out}", slow_down=slow_down
+    )
     return out
 
 
@@ -100,15 +108,15 @@ def test_gate_bad_input(run_cli, tmp_path: Path) -> None:
     assert "device transfer" in _bad_cmd(run_cli, "gate", "--method", "to_device")
 
 
-def _bad_cmd(run_cli, *args: str) -> str:
-    proc = run_cli(*args)
+def _bad_cmd(run_cli, *args: str, cwd: Path = ROOT) -> str:
+    proc = run_cli(*args, cwd=cwd)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
     return proc.stderr
 
 
-def _bad(run_cli, *args: str | Path) -> str:
-    return _bad_cmd(run_cli, "compare", *map(str, args))
+def _bad(run_cli, *args: str | Path, cwd: Path = ROOT) -> str:
+    return _bad_cmd(run_cli, "compare", *map(str, args), cwd=cwd)
 
 
 def test_missing_file(run_cli, runs: dict[str, Path], tmp_path: Path) -> None:
@@ -134,6 +142,87 @@ def test_nothing_in_common(run_cli, runs: dict[str, Path], tmp_path: Path) -> No
 def test_bad_options(run_cli, runs: dict[str, Path]) -> None:
     assert "--threshold" in _bad(run_cli, runs["base"], runs["slow"], "--threshold", "-1")
     assert "asv" in _bad(run_cli, runs["base"], runs["slow"], "--base-env", "2.13.0")
+
+
+def test_help_is_plain_text_with_examples(run_cli) -> None:
+    out = run_cli("compare", "--help")
+    assert out.returncode == 0
+    assert "``" not in out.stdout and ":func:" not in out.stdout
+    epilog = out.stdout[out.stdout.index("\nexamples:\n") :]
+    assert "copybench compare 0001 0002" in epilog and "--allow-different-machines" in epilog
+
+
+# --- runs pytest-benchmark saved (--benchmark-autosave), by path and by id ----------------------
+
+# Cases of each group the harness sets, and that group: two tensor copies of one size, a
+# module copy, and (in the first run only: its paired measurement takes 2 s) a paired overhead.
+SAVED_CASES = {
+    "clone-1024-float32-nograd-contiguous-cpu-t1": "tensor copy, 4 KiB",
+    "detach_clone-1024-float32-nograd-contiguous-cpu-t1": "tensor copy, 4 KiB",
+    "deepcopy_module-1e4x8-cpu-t1": "module copy, 1e4x8",
+}
+PAIRED_CASE = {"tracked_clone-1024-cpu": "paired overhead, 4 KiB"}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """The storage folder (``<dir>/.benchmarks``) of two saved runs of a few harness cases,
+    as users save them: run 0001 without raw samples, run 0002 with them."""
+    storage = tmp_path_factory.mktemp("saved") / ".benchmarks"
+    short = ["--benchmark-max-time=0.02", "--benchmark-min-rounds=3"]
+    options = [f"--benchmark-storage=file://{storage}", "--benchmark-autosave", *short]
+    _pytest_harness([*SAVED_CASES, *PAIRED_CASE], *options)
+    _pytest_harness(list(SAVED_CASES), *options, "--benchmark-save-data")
+    files = sorted(storage.glob("*/*.json"))
+    assert [f.name[:5] for f in files] == ["0001_", "0002_"]
+    return storage, files
+
+
+def test_saved_runs_group_by_family_and_size(saved) -> None:
+    _, files = saved
+    groups = [
+        {
+            b["name"].split("[", 1)[1].rstrip("]"): b["group"]
+            for b in json.loads(f.read_text())["benchmarks"]
+        }
+        for f in files
+    ]
+    assert groups == [{**SAVED_CASES, **PAIRED_CASE}, SAVED_CASES]
+
+
+def test_saved_runs_by_path_and_id(run_cli, saved) -> None:
+    storage, (first, second) = saved
+    for args, cwd in (
+        ((first, second), ROOT),
+        (("0001", "0002"), storage.parent),  # ./.benchmarks, as pytest-benchmark's default
+        (("0001", "0002", "--storage", f"file://{storage}"), ROOT),
+        ((f"{first.parent.name}/0001", "0002_", "--storage", storage), ROOT),
+    ):
+        proc = run_cli("compare", *map(str, args), "--format", "json", cwd=cwd)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        # Once, for the side saved without --benchmark-save-data.
+        assert proc.stderr.splitlines() == [
+            "copybench compare: BASE holds no raw samples (saved without "
+            "--benchmark-save-data): per-case statistics only, no case can be significant"
+        ]
+        data = json.loads(proc.stdout)
+        assert len(data["benchmarks"]) == len(SAVED_CASES)  # the cases both runs hold
+        assert {b["verdict"] for b in data["benchmarks"]} == {"too few processes"}
+        # BASE: the median alone; HEAD: every round.
+        assert all(b["n_base"] == 1 and b["n_head"] >= 3 for b in data["benchmarks"])
+        assert data["machines"]["check"] == "same"
+    both = run_cli("compare", "0001", "0001", "--storage", str(storage))
+    assert both.returncode == 0 and "too few processes" in both.stdout
+    assert len(both.stderr.splitlines()) == 1 and "BASE and HEAD hold no raw" in both.stderr
+    assert run_cli("compare", "0002", "0002", "--storage", str(storage)).stderr == ""
+
+
+def test_saved_run_ids_that_match_nothing_or_several(run_cli, saved) -> None:
+    storage, _ = saved
+    assert "no such file" in _bad(run_cli, "0003", "0001", "--storage", storage)
+    assert "matches 2 runs" in _bad(run_cli, "0001", "000", "--storage", storage)
+    # Without --storage: ./.benchmarks, here one that is not there.
+    assert "no such file" in _bad(run_cli, "0001", "0002", cwd=storage.parent.parent)
 
 
 # --- asv: two environments at the same commit, in one results folder --------------------------
@@ -239,3 +328,84 @@ def test_a_version_in_two_environments_names_the_matrix_one() -> None:
     two = pd.concat([df, df.assign(env=["x", "virtualenv-other"])])
     with pytest.raises(ResultsError, match="name one of: .*virtualenv-other"):
         _select_env(two, "2.13.0", Path("r"))
+
+
+# --- across machines ---------------------------------------------------------------------------
+
+
+def _asv_copy(results: Path, dest: Path, **claims: str | None) -> Path:
+    """A copy of one real asv results file with its sidecar and its machine folder's
+    machine.json, where each of ``claims`` ("cpu", "gpu") replaces what they record (None:
+    nothing recorded).  Returns the copied results file."""
+    original = sorted(results.rglob("*-*.json"))[0]
+    folder = dest / original.parent.name
+    shutil.copytree(original.parent, folder)
+    copy = folder / original.name
+    sidecar = copy.with_name(copy.name + ENV_SUFFIX)
+    for f in (copy, folder / "machine.json", sidecar):
+        data = json.loads(f.read_text())
+        record = data["params"] if f == copy else data
+        for key, value in claims.items():
+            if f != sidecar and key != "cpu":  # the GPU is the sidecar's alone
+                continue
+            record.pop(key, None)
+            if value is not None:
+                record[key] = value
+        f.write_text(json.dumps(data))
+    return copy
+
+
+def test_asv_results_from_different_cpus(run_cli, asv_two_envs, tmp_path: Path) -> None:
+    results, _ = asv_two_envs
+    here = _asv_copy(results, tmp_path / "a")
+    there = _asv_copy(results, tmp_path / "b", cpu="Imaginary CPU 9000")
+    message = _bad(run_cli, here, there)
+    assert "CPU" in message and "Imaginary CPU 9000" in message
+    assert "--allow-different-machines" in message
+    proc = run_cli("compare", str(here), str(there), "--allow-different-machines")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    header = proc.stdout.splitlines()[0]
+    assert header.startswith("different machines") and "Imaginary CPU 9000" in header
+    proc, data = _compare(run_cli, here, there, "--allow-different-machines")
+    assert data["machines"]["check"] == "different" and len(data["benchmarks"]) == 4
+    assert data["machines"]["head"]["cpu"] == "Imaginary CPU 9000"
+    assert data["machines"]["base"]["cpu"] not in (None, "Imaginary CPU 9000")
+
+
+def test_asv_results_from_different_gpus(run_cli, asv_two_envs, tmp_path: Path) -> None:
+    results, _ = asv_two_envs
+    a = _asv_copy(results, tmp_path / "a", gpu="NVIDIA H100 80GB HBM3")
+    b = _asv_copy(results, tmp_path / "b", gpu="NVIDIA A100-SXM4-40GB")
+    message = _bad(run_cli, a, b)
+    assert "GPU 'NVIDIA H100 80GB HBM3' vs 'NVIDIA A100-SXM4-40GB'" in message
+    assert "CPU" not in message
+    # A side without CUDA has no GPU case in common with the other: only the CPUs count.
+    none = _asv_copy(results, tmp_path / "none")
+    proc, data = _compare(run_cli, a, none)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert data["machines"]["check"] == "same" and data["machines"]["base"]["gpu"].startswith(
+        "NVIDIA H100"
+    )
+
+
+def test_machines_not_recorded_are_compared_and_said(
+    run_cli, asv_two_envs, runs: dict[str, Path], tmp_path: Path
+) -> None:
+    results, _ = asv_two_envs
+    here = _asv_copy(results, tmp_path / "a")
+    unknown = _asv_copy(results, tmp_path / "b", cpu=None, cuda_available=None)
+    proc = run_cli("compare", str(here), str(unknown))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0] == (
+        "the machines could not be checked: HEAD records no CPU model; HEAD records no GPU model"
+    )
+    # pytest-benchmark: py-cpuinfo's brand_raw is the CPU model.
+    data = json.loads(runs["base"].read_text())
+    data["machine_info"]["cpu"]["brand_raw"] = "Imaginary CPU 9000"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data))
+    assert "Imaginary CPU 9000" in _bad(run_cli, runs["base"], other)
+    del data["machine_info"]["cpu"], data["machine_info"]["copybench"]
+    other.write_text(json.dumps(data))
+    proc, out = _compare(run_cli, runs["base"], other)
+    assert proc.returncode == 0 and out["machines"]["check"] == "unchecked"

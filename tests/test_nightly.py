@@ -214,7 +214,8 @@ def test_two_machines_merge_into_one_site_and_report(nights, tmp_path):
     index = json.loads((out / "html" / "index.json").read_text())
     assert set(index["params"]["machine"]) == {"alpha", "beta"}
     page = (out / "reports" / "nightly" / "index.html").read_text()
-    assert "alpha" in page and "beta" in page
+    assert '<h2 id="machines">Across machines</h2>' in page
+    assert "alpha" in page and "beta" in page and '<h2 id="trends">Trends</h2>' in page
     bad = subprocess.run(
         ["bash", "scripts/nightly.sh", "merge", str(tmp_path / "nothing")],
         cwd=ROOT,

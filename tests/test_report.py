@@ -20,12 +20,14 @@ import pytest
 from copybench.asvrun import Selection, bench_regexes, config_copy
 from copybench.report import build_report, plots, table
 from copybench.report.findings import SITUATIONS, decisions, findings, paired_findings
-from copybench.results import ENV_SUFFIX, load_paired, load_results
+from copybench.results import ENV_SUFFIX, PAIRED_SUFFIX, load_paired, load_results
 
 EVIL_MACHINE = "<img src=x onerror=alert(1)>&'\""
 EVIL_CPU = "<script>alert('cpu')</script>"
 TENSOR_METHODS = ["clone_detach", "detach_clone", "copy_into", "clone"]
 MODULE_METHODS = ["deepcopy_module", "state_dict_snapshot"]
+# The fixture's two machines have different CPU models (one is EVIL_CPU).
+DIFFERENT = ("--allow-different-machines",)
 
 
 def _config(root: Path, tmp: Path) -> Path:
@@ -96,13 +98,51 @@ def _store_paired(results: Path) -> None:
     write_paired(f, records)
 
 
+def _run_file(machine_dir: Path) -> Path:
+    (f,) = [p for p in machine_dir.glob("*.json") if p.name != "machine.json"]
+    return f
+
+
+# The archive made from these results: (day, torch, whose run) per night.
+NIGHTS = [(1, "2.0", "mine"), (2, "2.0", "evil"), (3, "2.0", "mine"), (4, "99.0", "mine")]
+
+
 @pytest.fixture(scope="module")
-def report(results, tmp_path_factory):
+def archive(results, tmp_path_factory) -> Path:
+    """The nightly's archive, as copybench.nightly writes it, made of these real results:
+    the first machine's run (its paired study beside it) as three nights, the third under a
+    relabelled torch; the second machine's as one night."""
+    dest = tmp_path_factory.mktemp("archive") / "nightly"
+    dest.mkdir()
+    shutil.copy(results / "benchmarks.json", dest)
+    runs = {
+        "evil" if EVIL_MACHINE in d.name else "mine": _run_file(d)
+        for d in results.iterdir()
+        if d.is_dir()
+    }
+    for day, torch, whose in NIGHTS:
+        f = runs[whose]
+        stamp = f"202501{day:02d}T020000Z"
+        name = f"{stamp}-{whose}-torch{torch}-abcdef12.json"
+        shutil.copy(f, dest / name)
+        paired = f.with_name(f.name + PAIRED_SUFFIX)
+        if paired.is_file():
+            shutil.copy(paired, dest / (name + PAIRED_SUFFIX))
+        machine = json.loads(f.read_text())["params"]["machine"]
+        side = {"night": stamp, "torch_version": torch, "machine": machine, "cpu": "x"}
+        (dest / (name + ENV_SUFFIX)).write_text(json.dumps(side))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def report(results, archive, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     html_dir = out / "asv-html"  # asv's published site, linked relative to the report
     html_dir.mkdir()
     (html_dir / "index.html").write_text("<html></html>")
-    return build_report([results], out / "r", html_dir)
+    return build_report(
+        [results], out / "r", html_dir, nights=archive, allow_different_machines=True
+    )
 
 
 def test_report_files_and_csv(results, report):
@@ -299,7 +339,7 @@ def test_renders_in_headless_chromium(root, report):
 
 
 def test_cli_writes_report_and_a_failed_rebuild_keeps_it(results, tmp_path, run_cli):
-    r = run_cli("report", str(results), "--out", str(tmp_path), "--name", "cli")
+    r = run_cli("report", str(results), "--out", str(tmp_path), "--name", "cli", *DIFFERENT)
     assert r.returncode == 0, r.stderr
     index = tmp_path / "cli" / "index.html"
     assert r.stdout.strip() == f"copybench: report written to {index}"
@@ -364,3 +404,226 @@ def test_compare_names_every_case_of_these_results(results, run_cli):
     cases = {b["case"] for b in json.loads(r.stdout)["benchmarks"]}
     assert "'copy_into', 1048576, 'all'" in cases
     assert "clone_detach-1024-float32-grad-contiguous-cpu-t1" in cases
+
+
+# --- trends of the archived nights ------------------------------------------------------------
+
+
+def _nights_frame(
+    per_machine: dict[str, list[tuple[int, str]]], methods: list[str]
+) -> pd.DataFrame:
+    """Headline times of synthetic nights: machine -> [(day, torch)], each method's median
+    (in microseconds) the day's number, its IQR +-10%."""
+    rows = []
+    for machine, nights in per_machine.items():
+        for day, torch in nights:
+            for k, method in enumerate(methods):
+                med = (day + k) * 1e-6
+                rows.append(
+                    {
+                        "machine": machine,
+                        "night": f"202501{day:02d}T020000Z-{machine}.json",
+                        "date": f"2025-01-{day:02d}",
+                        "torch_version": torch,
+                        "method": method,
+                        "median": med,
+                        "q25": 0.9 * med,
+                        "q75": 1.1 * med,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _series(ax) -> dict[str, tuple[list[float], list[float]]]:
+    return {
+        line.get_gid(): (list(line.get_xdata()), list(line.get_ydata()))
+        for line in ax.lines
+        if line.get_gid() and line.get_gid() != plots.TORCH_CHANGE
+    }
+
+
+def _changes(ax) -> list[float]:
+    return [line.get_xdata()[0] for line in ax.lines if line.get_gid() == plots.TORCH_CHANGE]
+
+
+def test_trend_draws_each_machines_nights_in_order_and_marks_its_torch_changes():
+    # Machine a's nights interleave with b's; b runs torch 2.6 all along.  Joined into one
+    # sequence, every night of the two would be a "torch change"; per machine only a's
+    # third night is.
+    times = _nights_frame(
+        {"a": [(5, "2.6.0"), (1, "2.5.1"), (3, "2.5.1")], "b": [(2, "2.6.0"), (4, "2.6.0")]},
+        ["clone", "detach_clone"],
+    )
+    fig = plots.trend(times, "trend")
+    a, b = fig.axes
+    assert a.get_title().startswith("a: ") and b.get_title().startswith("b: ")
+    assert _series(a) == {
+        "clone": ([0, 1, 2], pytest.approx([1e-6, 3e-6, 5e-6])),
+        "detach_clone": ([0, 1, 2], pytest.approx([2e-6, 4e-6, 6e-6])),
+    }
+    assert _series(b)["clone"] == ([0, 1], pytest.approx([2e-6, 4e-6]))
+    labels = [t.get_text() for t in a.get_xticklabels()]
+    assert labels == [
+        "2025-01-01\ntorch 2.5.1",
+        "2025-01-03\ntorch 2.5.1",
+        "2025-01-05\ntorch 2.6.0",
+    ]
+    assert _changes(a) == [1.5] and _changes(b) == []
+    assert any("2.5.1 → 2.6.0" in t.get_text() for t in a.texts)
+    for ax in (a, b):
+        assert ax.get_yscale() == "linear" and ax.get_ylim()[0] == 0
+
+
+def test_trend_draws_the_paired_overhead_where_nights_carry_it():
+    times = _nights_frame({"m": [(1, "2.5.1"), (2, "2.5.1"), (3, "2.6.0")]}, ["clone_detach"])
+    over = times[times["night"] != times["night"].iloc[0]][
+        ["machine", "night", "date", "torch_version"]
+    ].assign(
+        overhead_pct=[12.0, 30.0],
+        ci_low_pct=[8.0, 25.0],
+        ci_high_pct=[16.0, 35.0],
+        base="detach_clone",
+        head="clone_detach",
+    )
+    fig = plots.trend(times, "trend", over)
+    top, below = fig.axes
+    (x, y) = _series(below)["overhead-clone_detach-detach_clone"]
+    assert x == [0, 1, 2] and pd.isna(y[0]) and y[1:] == [12.0, 30.0]
+    assert _changes(top) == _changes(below) == [1.5]
+    assert "detach().clone()" in below.get_ylabel()
+    # Without paired nights: one row.
+    assert len(plots.trend(times, "trend").axes) == 1
+
+
+def test_the_archived_nights_become_a_trend_per_headline_family(archive):
+    n = table.load_nights(archive)
+    assert list(n.nights["torch_version"]) == [t for _, t, _ in NIGHTS]
+    assert list(n.nights["date"]) == [f"2025-01-{d:02d}" for d, _, _ in NIGHTS]
+    (mine,) = n.trend_machines()
+    assert mine != EVIL_MACHINE
+    made = {p.slug: p for p in plots.trend_plots(n)}
+    # The results hold 4 KiB cases and no 128 MiB or reference-model ones.
+    assert list(made) == ["trend-tensor-4KiB"]
+    p = made["trend-tensor-4KiB"]
+    assert sorted(p.methods) == sorted(TENSOR_METHODS)
+    top, below = p.figure.axes
+    assert set(_series(top)) == set(TENSOR_METHODS)
+    assert all(xs == [0, 1, 2] for xs, _ in _series(top).values())
+    assert _changes(top) == [1.5]
+    (over,) = _series(below).values()
+    assert len([v for v in over[1] if not pd.isna(v)]) == 3
+    assert "torch 99.0" in p.caption and "2025-01-04" in p.caption
+
+
+def test_the_report_has_a_trends_section(report):
+    page = report.index.read_text()
+    assert '<h2 id="trends">Trends</h2>' in page
+    fig = page[page.index('<figure id="plot-trend-tensor-4KiB">') :]
+    fig = fig[: fig.index("</figure>")]
+    assert '<img src="data:image/png;base64,' in fig and "torch 99.0" in fig
+    assert "trend-tensor-4KiB" in report.plots
+    # The second machine has one night: left out, and said so (escaped).
+    assert "Left out of the trends" in page
+
+
+def _bad_archives(archive: Path, tmp: Path) -> dict[str, Path]:
+    out = {}
+    for case in ("no-sidecar", "bad-sidecar", "bad-night"):
+        d = tmp / case
+        shutil.copytree(archive, d)
+        first = sorted(d.glob("*-mine-*.json"))[0]
+        if case == "no-sidecar":
+            first.with_name(first.name + ENV_SUFFIX).unlink()
+        elif case == "bad-sidecar":
+            first.with_name(first.name + ENV_SUFFIX).write_text("{ not json")
+        else:
+            first.write_text("{ not json")
+        out[case] = d
+    out["no-folder"] = tmp / "nope"
+    return out
+
+
+def test_a_malformed_archive_is_bad_input_and_keeps_the_report(
+    results, archive, report, tmp_path, run_cli
+):
+    out = tmp_path / "reports"
+    shutil.copytree(report.index.parent, out / "r")
+    before = (out / "r" / "index.html").read_bytes()
+    for case, bad in _bad_archives(archive, tmp_path / "bad").items():
+        r = run_cli(
+            "report",
+            str(results),
+            "--out",
+            str(out),
+            "--name",
+            "r",
+            "--nights",
+            str(bad),
+            *DIFFERENT,
+        )
+        assert r.returncode == 2, (case, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("copybench: ") and str(bad) in lines[0]
+        assert (out / "r" / "index.html").read_bytes() == before
+        assert sorted(p.name for p in out.iterdir()) == ["r"], "no temporary folder left"
+    r = run_cli(
+        "report", str(results), "--out", str(out), "--reference-machine", "nope", *DIFFERENT
+    )
+    assert r.returncode == 2 and "nope" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_the_archive_beside_the_results_is_found(tmp_path):
+    from copybench.report import _find_nights
+
+    (tmp_path / "results" / "m").mkdir(parents=True)
+    assert _find_nights([tmp_path / "results"]) is None
+    (tmp_path / "nightly").mkdir()
+    assert _find_nights([tmp_path / "results"]) is None, "an archive without nights"
+    (tmp_path / "nightly" / "20250101T020000Z-m-torch2.0-abc.json").write_text("{}")
+    for given in (tmp_path / "results", tmp_path / "results" / "m"):
+        assert _find_nights([given]) == tmp_path / "nightly"
+
+
+# --- across machines ------------------------------------------------------------------------------
+
+
+def test_the_headline_cases_are_set_across_machines(results):
+    df = load_results([results])
+    (mine,) = set(df["machine"]) - {EVIL_MACHINE}
+    t = table.across_machines(df)
+    assert set(t["machine"]) == {mine, EVIL_MACHINE} and set(t["family"]) == {"tensor-4KiB"}
+    # The reference is the first by name (here the one that starts with "<").
+    med = {(r.machine, r.method): r.median for r in t.itertuples()}
+    ratio = {(r.machine, r.method): r.ratio for r in t.itertuples()}
+    for m in (table.TRACKED, table.UNTRACKED):
+        assert ratio[(EVIL_MACHINE, m)] == 1.0
+        assert ratio[(mine, m)] == pytest.approx(med[(mine, m)] / med[(EVIL_MACHINE, m)])
+    assert pd.isna(ratio[(mine, "clone")]), "the reference did not measure clone"
+    flipped = table.across_machines(df, reference=mine)
+    back = {(r.machine, r.method): r.ratio for r in flipped.itertuples()}
+    assert back[(EVIL_MACHINE, table.TRACKED)] == pytest.approx(1 / ratio[(mine, table.TRACKED)])
+    assert back[(mine, table.TRACKED)] == 1.0
+
+
+def test_the_report_has_a_table_across_machines(results, report):
+    page = report.index.read_text()
+    section = page[page.index('<h2 id="machines">Across machines</h2>') :]
+    section = section[: section.index("</table>")]
+    (mine,) = set(load_results([results])["machine"]) - {EVIL_MACHINE}
+    evil = "&lt;img src=x onerror=alert(1)&gt;&amp;&#x27;&quot;"
+    assert f"<th>{evil}<br><small>&lt;script&gt;" in section
+    assert f"<th>{mine} / {evil}<br>" in section, "the ratio column, against the reference"
+    heads = section.count("<th>")
+    assert heads == 1 + 2 + 1  # case, two machines' medians, one ratio
+    rows = section.split("<tr>")[2:]
+    assert {r.split("</code>")[0].split("<code>")[1] for r in rows} == set(TENSOR_METHODS)
+    assert sum("×</td>" in r for r in rows) == 2  # clone_detach and detach_clone on both
+
+
+def test_machines_with_different_cpus_need_the_flag(results, tmp_path, run_cli):
+    # The fixture's second machine claims EVIL_CPU: one page over both reads as a
+    # comparison across CPU models, refused without --allow-different-machines.
+    r = run_cli("report", str(results), "--out", str(tmp_path), "--name", "x")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "different CPU models" in r.stderr and "--allow-different-machines" in r.stderr
+    assert not (tmp_path / "x").exists()

@@ -11,8 +11,17 @@ processes" - never "regressed".  Instruction counts repeat exactly and are judge
 threshold alone.
 
 Inputs: a ``copybench gate`` results file; two asv results files; an asv results folder (or
-two) plus ``--base-env`` and ``--head-env``; or two pytest-benchmark JSON files.  Exit status
-0 when nothing regressed, 1 when something did, 2 on bad input.
+two) plus ``--base-env`` and ``--head-env``; or two pytest-benchmark JSON files, written by
+``--benchmark-json`` or saved by ``--benchmark-autosave``/``--benchmark-save`` and then named
+by path or by run id (``0001``) as ``pytest-benchmark compare`` takes them.  A saved run
+holds raw samples only with ``--benchmark-save-data``; without them a case keeps its median
+alone, and a warning says so.
+
+Both sides must come from the same CPU model and GPU model (a ratio across two machines
+measures the machines): different ones are refused unless ``--allow-different-machines``.
+A gate results file comes from one machine by construction.
+
+Exit status 0 when nothing regressed, 1 when something did, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -21,32 +30,81 @@ import argparse
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .cases import ModuleCase, TensorCase
-from .results import ResultsError
+from .results import PYTEST_BENCHMARK_STORAGE, ResultsError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 FORMATS = ("text", "markdown", "json")
 
+# Plain text, lines under 80 columns: argparse prints them as they are written here.
+DESCRIPTION = """\
+Compare two sets of results case by case; exit 1 when a benchmark regressed.
+
+A verdict on wall time needs several fresh processes per side, run
+interleaved: give the results file of `copybench gate` alone.  Two results
+files (asv, pytest-benchmark) hold one run per side: they are compared across
+runs, with the ratio of medians shown and no verdict ("too few processes").
+Instruction counts repeat exactly and are judged by the threshold alone.
+
+Both sides must come from the same CPU and GPU models, unless
+--allow-different-machines.  Exit status: 0 nothing regressed, 1 something
+did, 2 bad input."""
+
+EPILOG = """\
+examples:
+  # the verdicts of a `copybench gate --out gate.json` run
+  copybench compare gate.json
+  # two files written by pytest --benchmark-json
+  copybench compare base.json head.json
+  # two runs saved by pytest --benchmark-autosave, by id, in ./.benchmarks
+  copybench compare 0001 0002
+  copybench compare 0001 0002 --storage ci/.benchmarks
+  # one asv results folder, two torch versions at one commit
+  copybench compare .asv/results --base-env 2.12.0 --head-env 2.13.0
+  # results from two different machines, as a markdown table
+  copybench compare a.json b.json --allow-different-machines --format markdown"""
+
+
+class DifferentMachinesError(ResultsError):
+    """BASE and HEAD were measured on different CPU or GPU models."""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="compare two sets of results; exit 1 when a benchmark significantly regressed",
-        description=__doc__.split("\n\n")[1],
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "base", help="copybench gate results, asv results file or folder, or pytest-benchmark JSON"
+        "base",
+        help="copybench gate results, asv results file or folder, pytest-benchmark JSON, or "
+        "the id of a run pytest-benchmark saved (0001)",
     )
     p.add_argument(
         "head",
         nargs="?",
         help="the same kind of input; may be left out when BASE is an asv folder compared "
         "across --base-env and --head-env",
+    )
+    p.add_argument(
+        "--storage",
+        metavar="DIR",
+        default=PYTEST_BENCHMARK_STORAGE,
+        help="where run ids are looked up, as pytest-benchmark's --benchmark-storage "
+        "(default: .benchmarks)",
+    )
+    p.add_argument(
+        "--allow-different-machines",
+        action="store_true",
+        help="compare results from different CPU or GPU models (the header says so)",
     )
     p.add_argument(
         "--base-env", metavar="ENV", help="asv environment name or torch version of BASE"
@@ -76,17 +134,100 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise ResultsError(f"--alpha must be between 0 and 1, got {args.alpha}")
     from .gate import is_gate_results
+    from .results import saved_run
 
-    path = Path(args.base)
+    path = saved_run(args.base, args.storage)
+    machines = None
     if path.is_file() and is_gate_results(path):
         if args.head or args.base_env or args.head_env:
             raise ResultsError("a copybench gate results file holds both sides: give it alone")
         table = compare_gate(json.loads(path.read_text()), args.threshold, args.alpha)
     else:
-        base, head = load_pair(args.base, args.head, args.base_env, args.head_env)
+        head = saved_run(args.head, args.storage) if args.head is not None else None
+        base, head = load_pair(path, head, args.base_env, args.head_env)
+        machines = check_machines(base, head, allow_different=args.allow_different_machines)
         table = compare(base, head, threshold=args.threshold, alpha=args.alpha)
-    print(render(table, args.format, threshold=args.threshold, alpha=args.alpha))
+        warning = missing_samples(base, head)
+        if warning:
+            print(f"copybench compare: {warning}", file=sys.stderr)
+    text = render(table, args.format, threshold=args.threshold, alpha=args.alpha, machines=machines)
+    print(text)
     return 1 if (table["verdict"] == "regressed").any() else 0
+
+
+def missing_samples(base: pd.DataFrame, head: pd.DataFrame) -> str | None:
+    """The warning due where a side's timings hold no raw samples (a run pytest-benchmark
+    saved without ``--benchmark-save-data``, asv run without ``--record-samples``): each
+    case is then its median alone."""
+
+    def lacking(df: pd.DataFrame) -> bool:
+        timed = df[(df["status"] == "ok") & (df["unit"] == "seconds")]
+        return not timed.empty and not any(isinstance(s, list) and s for s in timed["samples"])
+
+    sides = [name for name, df in (("BASE", base), ("HEAD", head)) if lacking(df)]
+    if not sides:
+        return None
+    pytest_benchmark = (base["source"] == "pytest-benchmark").any()
+    how = (
+        "saved without --benchmark-save-data"
+        if pytest_benchmark
+        else "run without --record-samples"
+    )
+    verb = "holds" if len(sides) == 1 else "hold"
+    return (
+        f"{' and '.join(sides)} {verb} no raw samples ({how}): per-case statistics only, "
+        "no case can be significant"
+    )
+
+
+def check_machines(
+    base: pd.DataFrame, head: pd.DataFrame, allow_different: bool = False
+) -> dict[str, Any]:
+    """Whether both sides ran on the same CPU model and GPU model: ``{"base", "head"}`` (the
+    identities), ``"check"`` ("same", "different" or "unchecked") and ``"note"`` (what the
+    output header says, or None).
+
+    Raises DifferentMachinesError for different models unless ``allow_different``.  A GPU
+    is compared where both sides name one (a side without CUDA has no GPU case in common).
+    The machines' names and core counts may differ (hosted runners, a resized VM).
+    """
+    from .results import machine_identity
+
+    def identity(df: pd.DataFrame, side: str) -> Any:
+        try:
+            return machine_identity(df)
+        except ResultsError as e:
+            raise ResultsError(f"{side} holds {e}") from None
+
+    b, h = identity(base, "BASE"), identity(head, "HEAD")
+    differ, unknown = [], []
+    for label, x, y in (("CPU", b.cpu, h.cpu), ("GPU", b.gpu, h.gpu)):
+        if x is None or y is None:
+            sides = [s for s, v in (("BASE", x), ("HEAD", y)) if v is None]
+            unknown.append(
+                f"{' and '.join(sides)} {'record' if len(sides) > 1 else 'records'} "
+                f"no {label} model"
+            )
+        elif x != y and "none" not in (x, y):
+            differ.append(f"{label} {x!r} vs {y!r}")
+    if differ and not allow_different:
+        raise DifferentMachinesError(
+            f"BASE and HEAD ran on different machines ({'; '.join(differ)}): a ratio would "
+            "measure the machines; --allow-different-machines compares them anyway"
+        )
+    if differ:
+        check = "different"
+        note = (
+            f"different machines, compared as --allow-different-machines asks "
+            f"({'; '.join(differ)}): BASE {b.describe()}, HEAD {h.describe()}; each ratio "
+            "mixes any change with the difference between the machines"
+        )
+    elif unknown:
+        check = "unchecked"
+        note = f"the machines could not be checked: {'; '.join(unknown)}"
+    else:
+        check, note = "same", None
+    return {"base": b.as_dict(), "head": h.as_dict(), "check": check, "note": note}
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -405,9 +546,16 @@ def summary_line(table: pd.DataFrame) -> str:
 
 
 def render(
-    table: pd.DataFrame, fmt: str = "text", threshold: float = 0.05, alpha: float = 0.05
+    table: pd.DataFrame,
+    fmt: str = "text",
+    threshold: float = 0.05,
+    alpha: float = 0.05,
+    machines: dict[str, Any] | None = None,
 ) -> str:
-    """The comparison as plain text, a markdown table (CI job summaries) or JSON."""
+    """The comparison as plain text, a markdown table (CI job summaries) or JSON.
+
+    ``machines`` (:func:`check_machines`) puts its note, where it has one, above the table.
+    """
     if fmt == "json":
         records = json.loads(table.to_json(orient="records"))
         return json.dumps(
@@ -415,10 +563,12 @@ def render(
                 "threshold": threshold,
                 "alpha": alpha,
                 "regressed": int((table["verdict"] == "regressed").sum()),
+                "machines": machines,
                 "benchmarks": records,
             },
             indent=2,
         )
+    header_note = (machines or {}).get("note")
     header = ["benchmark", "case", "base", "head", "ratio [CI]", "p", "verdict"]
     body = [
         [
@@ -460,6 +610,7 @@ def render(
         lines = [
             "### copybench compare",
             "",
+            *([f"**{header_note}**", ""] if header_note else []),
             note,
             "",
             "| " + " | ".join(header) + " |",
@@ -479,4 +630,4 @@ def render(
         for row in (header, *body)
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join([*lines, "", note])
+    return "\n".join([*([header_note, ""] if header_note else []), *lines, "", note])

@@ -38,7 +38,14 @@ from typing import TYPE_CHECKING
 from .asvrun import Selection, config_copy, machine_name, project_root, run_asv
 from .cases import CaseError
 from .cli import UsageError
-from .results import ENV_SUFFIX, PAIRED_SUFFIX, ResultsError, read_env_sidecar
+from .results import (
+    ENV_SUFFIX,
+    GATE_SUFFIX,
+    PAIRED_SUFFIX,
+    ResultsError,
+    nights,
+    read_env_sidecar,
+)
 from .workers import WorkerError
 
 if TYPE_CHECKING:
@@ -74,25 +81,6 @@ def archive_night(results_file: Path, archive: Path) -> Path:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.") or "machine"
-
-
-# Beside a night's asv results, the gate's results (``copybench compare`` reads them alone).
-GATE_SUFFIX = ".gate.json"
-
-
-def nights(archive: Path, machine: str | None = None) -> list[Path]:
-    """Archived nights (their asv results files), oldest first; only ``machine``'s if given
-    (a night archived before machines were named counts as any machine's)."""
-    if not archive.is_dir():
-        return []
-    found = sorted(
-        p
-        for p in archive.glob("*.json")
-        if p.name != "benchmarks.json" and not p.name.endswith(GATE_SUFFIX)
-    )
-    if machine is None:
-        return found
-    return [p for p in found if read_env_sidecar(p).get("machine", machine) == machine]
 
 
 def publish(config: Path, root: Path) -> None:
@@ -509,7 +497,9 @@ def merge_main(argv: list[str]) -> int:
         subprocess.run(
             [sys.executable, "-m", "copybench", "report", str(args.results)]
             + ["--out", str(args.report_out), "--name", args.report_name]
-            + ["--asv-html", str(args.html)],
+            + ["--asv-html", str(args.html), "--nights", str(args.archive)]
+            # Runners of a matrix differ by design (a GPU runner beside an x86 one).
+            + ["--allow-different-machines"],
             check=True,
         )
         return 0

@@ -11,6 +11,7 @@ import ast
 import json
 import math
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ from . import cases
 # Sidecar written next to an asv results file by ``copybench run``: asv records the exact
 # torch version only for matrix environments, not for ``--python=same`` runs.
 ENV_SUFFIX = ".copybench-env"
+
+# What identifies the hardware a result was measured on, beside the machine's name: the CPU
+# model, its cores, and the GPU ("none" where CUDA was unavailable; None where unrecorded).
+HARDWARE = ("cpu", "num_cpu", "gpu")
 
 COLUMNS = [
     "source",
@@ -52,6 +57,8 @@ COLUMNS = [
     # asv's own name for the case, ``benchmark(param reprs)``: what ``asv run --bench``
     # matches, so a case can be re-run exactly (None for pytest-benchmark rows).
     "asv_name",
+    # The hardware beside ``machine`` (its name): see machine_identity.
+    *HARDWARE,
 ]
 
 
@@ -119,6 +126,26 @@ def read_env_sidecar(results_file: Path) -> dict:
         return {}
 
 
+# Beside a night's asv results, the gate's results (``copybench compare`` reads them alone).
+GATE_SUFFIX = ".gate.json"
+
+
+def nights(archive: Path, machine: str | None = None) -> list[Path]:
+    """The nightly's archived nights (their asv results files, :mod:`copybench.nightly`),
+    oldest first; only ``machine``'s if given
+    (a night archived before machines were named counts as any machine's)."""
+    if not archive.is_dir():
+        return []
+    found = sorted(
+        p
+        for p in archive.glob("*.json")
+        if p.name != "benchmarks.json" and not p.name.endswith(GATE_SUFFIX)
+    )
+    if machine is None:
+        return found
+    return [p for p in found if read_env_sidecar(p).get("machine", machine) == machine]
+
+
 def _axis_names(name: str, bench_meta: dict, n: int) -> list[str]:
     declared = bench_meta.get(name, {}).get("param_names")
     if declared and len(declared) == n:
@@ -163,6 +190,7 @@ def load_asv(path: str | os.PathLike) -> pd.DataFrame:
             "env": res.env_name,
             "commit": res.commit_hash,
             "date": pd.to_datetime(res.date, unit="ms") if res.date else pd.NaT,
+            **_asv_hardware(f, res.params, side),
         }
         for key in res.get_all_result_keys():
             rows += _rows_for(res, key, bench_meta, common)
@@ -403,10 +431,7 @@ def load_environments(paths: list[str | os.PathLike]) -> list[dict[str, Any]]:
                 data = json.loads(f.read_text())
             except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                 continue
-            try:
-                machine = json.loads((f.parent / "machine.json").read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                machine = {}
+            machine = _machine_json(f)
             side = read_env_sidecar(f)
             params = data.get("params", {})
             out.append(
@@ -419,18 +444,15 @@ def load_environments(paths: list[str | os.PathLike]) -> list[dict[str, Any]]:
                     "torch_version": _torch_version(data.get("env_name", ""), params, side),
                     "torch_git": side.get("torch_git"),
                     "python": side.get("python") or params.get("python"),
-                    "cpu": side.get("cpu") or machine.get("cpu"),
-                    "num_cpu": machine.get("num_cpu"),
+                    **_asv_hardware(f, params, side),
                     "ram": machine.get("ram"),
                     "os": machine.get("os"),
-                    "gpu": side.get("gpu") or _no_gpu(side),
                     "threads_default": side.get("threads_default"),
                 }
             )
         for f in pytest_files:
             data = json.loads(f.read_text())
             mi, ci = data.get("machine_info", {}), data.get("commit_info", {})
-            cpu = mi.get("cpu", {})
             extra = mi.get("copybench", {}) if isinstance(mi.get("copybench"), dict) else {}
             out.append(
                 {
@@ -442,15 +464,102 @@ def load_environments(paths: list[str | os.PathLike]) -> list[dict[str, Any]]:
                     "torch_version": extra.get("torch_version"),
                     "torch_git": extra.get("torch_git"),
                     "python": mi.get("python_version"),
-                    "cpu": cpu.get("brand_raw") if isinstance(cpu, dict) else cpu,
-                    "num_cpu": cpu.get("count") if isinstance(cpu, dict) else None,
+                    **_pytest_hardware(mi),
                     "ram": None,
                     "os": mi.get("system"),
-                    "gpu": extra.get("gpu"),
                     "threads_default": extra.get("threads_default"),
                 }
             )
     return out
+
+
+# --- which machine measured them -------------------------------------------------------------
+
+
+def _machine_json(results_file: Path) -> dict:
+    """asv's description of the machine (``asv machine``), in its results folder."""
+    try:
+        data = json.loads((results_file.parent / "machine.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _asv_hardware(results_file: Path, params: dict, side: dict) -> dict[str, Any]:
+    """CPU model, cores and GPU of the machine that wrote an asv results file.
+
+    The sidecar is written by the interpreter that ran, so it wins; then the machine
+    folder's ``machine.json``; then the copy of it asv keeps in the file's params.  Only the
+    sidecar knows the GPU.
+    """
+    machine = _machine_json(results_file)
+    cpu = side.get("cpu") or machine.get("cpu") or params.get("cpu")
+    cores = side.get("cores") or machine.get("num_cpu") or params.get("num_cpu")
+    return {"cpu": cpu or None, "num_cpu": _count(cores), "gpu": side.get("gpu") or _no_gpu(side)}
+
+
+def _pytest_hardware(machine_info: dict) -> dict[str, Any]:
+    """CPU model, cores and GPU from pytest-benchmark's ``machine_info`` (py-cpuinfo's
+    ``cpu``) and what the harness's hook adds to it (``copybench``: the GPU)."""
+    cpu = machine_info.get("cpu")
+    extra = machine_info.get("copybench")
+    extra = extra if isinstance(extra, dict) else {}
+    if isinstance(cpu, dict):
+        model, cores = cpu.get("brand_raw"), cpu.get("count")
+    else:
+        model, cores = cpu, None
+    return {
+        "cpu": model or extra.get("cpu") or None,
+        "num_cpu": _count(cores or extra.get("cpu_count")),
+        "gpu": extra.get("gpu") or _no_gpu(extra),
+    }
+
+
+def _count(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class MachineIdentity:
+    """The machine a set of results was measured on, as far as the results record it
+    (None: not recorded).  ``gpu`` is "none" where CUDA was unavailable."""
+
+    name: str | None
+    cpu: str | None
+    num_cpu: int | None
+    gpu: str | None
+
+    def describe(self) -> str:
+        cores = f", {self.num_cpu} cores" if self.num_cpu else ""
+        gpu = {None: "GPU not recorded", "none": "no GPU"}.get(self.gpu, f"GPU {self.gpu}")
+        return f"{self.name or 'unnamed'} ({self.cpu or 'CPU not recorded'}{cores}, {gpu})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def machine_identity(df: pd.DataFrame) -> MachineIdentity:
+    """The one machine that measured every row of ``df`` (any loader's table).
+
+    A field recorded by some rows and not others (a run without a sidecar beside one with)
+    takes the recorded value.  Raises ResultsError where the rows name two machines, or two
+    CPU models or GPUs.
+    """
+    fields = {"name": "machine", **{f: f for f in HARDWARE}}
+    found: dict[str, Any] = {}
+    for field, column in fields.items():
+        values = df[column] if column in df else pd.Series(dtype=object)
+        known = {v for v in values if pd.notna(v) and v != "unknown"}
+        if len(known) > 1:
+            listed = ", ".join(sorted(map(str, known)))
+            raise ResultsError(f"results from several machines ({column}: {listed})")
+        found[field] = known.pop() if known else None
+    if found["num_cpu"] is not None:
+        found["num_cpu"] = int(found["num_cpu"])
+    return MachineIdentity(**found)
 
 
 def _torch_version(env_name: str, params: dict, side: dict) -> str:
@@ -474,13 +583,56 @@ def _no_gpu(side: dict) -> str | None:
 
 # --- pytest-benchmark JSON (``tests/benchmarks``, ``--benchmark-json``) --------------------
 
+# Where pytest-benchmark saves runs (``--benchmark-storage``'s default), below the directory
+# it runs in: ``<machine id>/NNNN_<name>.json``.
+PYTEST_BENCHMARK_STORAGE = ".benchmarks"
+
+
+def saved_run(
+    ref: str | os.PathLike, storage: str | os.PathLike = PYTEST_BENCHMARK_STORAGE
+) -> Path:
+    """``ref`` where it names an existing path; else the one run pytest-benchmark saved in
+    ``storage`` whose file name starts with ``ref`` (``0001``, ``0001_ab12``, or
+    ``<machine id>/0001``; a glob as well), as ``pytest-benchmark compare`` finds runs.
+    ``storage`` may be given as ``--benchmark-storage`` takes it, ``file://DIR``.
+
+    Raises ResultsError where nothing or several runs match.
+    """
+    path = Path(ref)
+    if path.exists():
+        return path
+    folder = Path(str(storage).removeprefix("file://"))
+    if path.is_absolute() or len(path.parts) not in (1, 2):
+        raise ResultsError(f"{ref}: no such file or directory")
+    pattern = str(ref).rstrip("*") + "*.json"
+    found = set(folder.glob(pattern))
+    if len(path.parts) == 1:  # the run's name alone: under any machine id
+        found |= set(folder.glob(f"*/{pattern}"))
+    runs = sorted(found)
+    if not runs:
+        raise ResultsError(
+            f"{ref}: no such file or directory, nor a run saved in {folder} named so"
+        )
+    if len(runs) > 1:
+        names = ", ".join(str(r.relative_to(folder)) for r in runs[:3])
+        more = ", ..." if len(runs) > 3 else ""
+        raise ResultsError(
+            f"{ref}: matches {len(runs)} runs saved in {folder} ({names}{more}); "
+            "give more of the name"
+        )
+    return runs[0]
+
 
 def load_pytest_benchmark(path: str | os.PathLike) -> pd.DataFrame:
-    """Every benchmark in a pytest-benchmark JSON file (``--benchmark-json``), as the tidy table.
+    """Every benchmark in a pytest-benchmark JSON file, as the tidy table: one written by
+    ``--benchmark-json``, or one saved by ``--benchmark-autosave``/``--benchmark-save`` (the
+    same schema; see :func:`saved_run`).
 
     The case's axes come from the test's parameters (the harness parametrizes by axis name),
     else from ``extra_info``; the torch version and git hash from the harness's machine-info
-    hook.  ``samples`` are pytest-benchmark's per-round times (seconds per call).
+    hook.  ``samples`` are pytest-benchmark's per-round times (seconds per call); a saved run
+    holds them only when ``--benchmark-save-data`` was given, else ``samples`` is empty and
+    the row keeps pytest-benchmark's statistics (median, quartiles, rounds).
     """
     path = Path(path)
     if not path.is_file():
@@ -491,14 +643,15 @@ def load_pytest_benchmark(path: str | os.PathLike) -> pd.DataFrame:
         raise ResultsError(f"{path}: not a readable JSON file ({e})") from None
     if not (isinstance(data, dict) and isinstance(data.get("benchmarks"), list)):
         raise ResultsError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
-    mi = data.get("machine_info") or {}
+    mi = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
     extra = mi.get("copybench") if isinstance(mi.get("copybench"), dict) else {}
     commit = extra.get("git_hash") or (data.get("commit_info") or {}).get("id")
     date = pd.to_datetime(data["datetime"]) if data.get("datetime") else pd.NaT
+    hardware = _pytest_hardware(mi)
     rows = []
     for bench in data["benchmarks"]:
         try:
-            rows.append(_pytest_row(bench, extra, mi, commit, date))
+            rows.append({**_pytest_row(bench, extra, mi, commit, date), **hardware})
         except (KeyError, TypeError, ValueError) as e:
             raise ResultsError(f"{path}: malformed benchmark entry ({e!r})") from None
     if not rows:

@@ -307,47 +307,6 @@ def process_verdict(
     return v
 
 
-# --- confidence intervals from summaries (``copybench report``) ------------------------------
-
-# Where only a summary survives (asv keeps quartiles and the repeat count unless run with
-# ``--record-samples``), the confidence interval of a median is McGill, Tukey and Larsen's
-# notch, the one matplotlib's notched box plots draw: median +/- 1.57 IQR / sqrt(n).  Two
-# notches that do not overlap mark medians that differ at roughly the 95% level.
-NOTCH_FACTOR = 1.57
-
-
-def median_ci_from_summary(median: float, iqr: float, n: int) -> tuple[float, float]:
-    """Approximate 95% CI of a median from its IQR and sample count (the box-plot notch)."""
-    half = NOTCH_FACTOR * iqr / np.sqrt(n)
-    return float(median - half), float(median + half)
-
-
-def difference_ci_from_summaries(
-    base: tuple[float, float, int], head: tuple[float, float, int]
-) -> tuple[float, float, float]:
-    """head - base from (median, iqr, n) summaries; notch half-widths added in quadrature.
-
-    Returns (difference, ci_low, ci_high).
-    """
-    hb = NOTCH_FACTOR * base[1] / np.sqrt(base[2])
-    hh = NOTCH_FACTOR * head[1] / np.sqrt(head[2])
-    d = head[0] - base[0]
-    half = float(np.hypot(hb, hh))
-    return float(d), d - half, d + half
-
-
-def ratio_ci_from_summaries(
-    base: tuple[float, float, int], head: tuple[float, float, int]
-) -> tuple[float, float, float]:
-    """head / base from (median, iqr, n) summaries; relative half-widths added in
-    quadrature on the log scale.  Returns (ratio, ci_low, ci_high)."""
-    rb = NOTCH_FACTOR * base[1] / np.sqrt(base[2]) / base[0]
-    rh = NOTCH_FACTOR * head[1] / np.sqrt(head[2]) / head[0]
-    r = head[0] / base[0]
-    spread = float(np.exp(np.hypot(rb, rh)))
-    return float(r), float(r / spread), float(r * spread)
-
-
 # --- paired measurements (``copybench overhead``, the noise study) ---------------------------
 
 

@@ -27,6 +27,7 @@ from copybench.methods import (
     transfer_method_names,
 )
 from copybench.paired import OVERHEAD_SIZES, PAIRS, paired_overhead, prepare_tensor_pair
+from copybench.results import format_bytes
 from copybench.timing import calls_for, cuda_event_seconds, cuda_sync_seconds
 
 NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU available here")
@@ -41,6 +42,11 @@ def _params(cases: list[TensorCase] | list[ModuleCase]) -> list:
     ]
 
 
+def _group(method: str, size: str) -> str:
+    """pytest-benchmark's group (one table, one histogram): the method's family, one size."""
+    return f"{METHODS[method].kind} copy, {size}"
+
+
 def _run(
     prepare: Callable[..., Any],
     case: TensorCase | ModuleCase,
@@ -51,6 +57,8 @@ def _run(
     except CaseError as e:
         pytest.skip(str(e))
     run = prepared.run  # already doubled for a method in COPYBENCH_SLOW_DOWN (bench.py)
+    size = case.model if isinstance(case, ModuleCase) else format_bytes(prepared.nbytes)
+    measure.group = _group(case.method, size)
     measure.extra_info.update(
         {f.name: getattr(case, f.name) for f in fields(case)},
         case_id=case.id,
@@ -106,6 +114,7 @@ def test_transfer(measure, method, numel, host_memory):
         prepared = prepare_transfer_case(method, numel, host_memory)
     except CaseError as e:
         pytest.skip(str(e))
+    measure.group = _group(method, format_bytes(prepared.nbytes))
     measure.extra_info.update(
         method=method,
         numel=numel,
@@ -133,6 +142,8 @@ def test_paired_overhead(measure, pair, numel, device):
         prepared = prepare_tensor_pair(base, head, numel, device=device)
     except CaseError as e:
         pytest.skip(str(e))
+    # A group of its own: the head timed here is one of the plain copies' cases again.
+    measure.group = f"paired overhead, {format_bytes(prepared.source[0].nbytes)}"
     measure.extra_info.update(
         pair=pair,
         method=head,

@@ -16,9 +16,7 @@ from ..methods import METHODS
 from ..stats import UNSTABLE_RELATIVE_IQR
 from . import table
 from .plots import fmt_bytes, fmt_seconds
-
-# The size the headline sentence is stated at: 4 KiB, where per-call overhead dominates.
-HEADLINE_BYTES = 4096
+from .table import HEADLINE_BYTES
 
 
 @dataclass(frozen=True)
@@ -155,21 +153,19 @@ def _roof(times: pd.DataFrame, multi: bool) -> list[Finding]:
         text = (
             f"{_code(table.ROOF)} into a preallocated buffer peaks at "
             f"{peak['bandwidth'] / 1e9:.3g} GB/s ({fmt_bytes(peak['nbytes'])}, {dtype}, "
-            f"{_where(machine, device, multi)})."
+            f"{_where(machine, device, multi)}; its time {_spread(peak)})."
         )
         if not ref.empty and not others.empty:
             slow = others.loc[others["median"].idxmax()]
             r = ref.iloc[0]
             text += (
-                f" At {fmt_bytes(biggest)}, {_code(slow['method'])} took "
-                f"{fmt_seconds(slow['median'])} where {_code(table.ROOF)} took "
-                f"{fmt_seconds(r['median'])} ({slow['median'] / r['median']:.1f}×)"
+                f" At {fmt_bytes(biggest)}, {_code(slow['method'])} took {_spread(slow)} "
+                f"where {_code(table.ROOF)} took {_spread(r)} "
+                f"({slow['median'] / r['median']:.1f}× the median)"
             )
-            text += (
-                ": a fresh allocation pays for its pages."
-                if slow["median"] >= 1.5 * r["median"]
-                else "."
-            )
+            # Stated only where the quartiles keep the two apart by the 1.5× it claims.
+            apart = slow["q25"] >= 1.5 * r["q75"] if not pd.isna(slow["q25"]) else False
+            text += ": a fresh allocation pays for its pages." if apart else "."
         out.append(Finding(text, "bandwidth"))
     return out
 
@@ -232,24 +228,33 @@ def _spread(row: pd.Series) -> str:
 
 
 def _versions(vt: pd.DataFrame) -> list[Finding]:
+    """Torch versions against the oldest: independent medians from runs one after the other,
+    so a spread and an extreme, each with the band its IQRs allow; never a ranking or a
+    verdict (``copybench gate`` times two builds side by side for that)."""
     out = []
     if vt.empty:
         return out
     for (version, base), g in vt.groupby(["version", "baseline"], sort=False):
-        med = g["ratio"].median()
+        q1, med, q3 = g["ratio"].quantile([0.25, 0.5, 0.75])
         worst = g.loc[g["ratio"].idxmax()]
-        best = g.loc[g["ratio"].idxmin()]
         out.append(
             Finding(
-                f"torch {version} against torch {base}: the median time ratio over "
-                f"{len(g)} tensor cases is {med:.2f}; the largest slowdown is "
-                f"{worst['method']} at {fmt_bytes(worst['nbytes'])} ({worst['ratio']:.2f}×), "
-                f"the largest speed-up {best['method']} at {fmt_bytes(best['nbytes'])} "
-                f"({best['ratio']:.2f}×).",
+                f"torch {version} against torch {base}, from runs one after the other (not "
+                f"interleaved: no verdict; copybench gate gives one): the median time ratio "
+                f"over {len(g)} tensor cases is {med:.2f} (half the cases between {q1:.2f} "
+                f"and {q3:.2f}); the largest is {worst['method']} at "
+                f"{fmt_bytes(worst['nbytes'])}, {worst['ratio']:.2f}× "
+                f"({_band(worst['ratio_lo'], worst['ratio_hi'])}).",
                 "versions",
             )
         )
     return out
+
+
+def _band(lo: float, hi: float) -> str:
+    if pd.isna(lo) or pd.isna(hi):
+        return "no spread recorded"
+    return f"{lo:.2f}× to {hi:.2f}× between the two runs' quartiles"
 
 
 def _unstable(df: pd.DataFrame) -> list[Finding]:

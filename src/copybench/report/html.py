@@ -179,6 +179,56 @@ def _finding(f: Finding, plots: list[RenderedPlot]) -> str:
     return f"<li>{esc(f.text)}{link}</li>"
 
 
+def trends_section(plots: list[RenderedPlot], note: str | None) -> str:
+    """The Trends section: one figure per headline family; without them, why not, in one
+    sentence (and no section)."""
+    if not plots:
+        return f'<p id="trends">{esc(note)}</p>' if note else ""
+    lead = f"<p>{esc(note)}</p>" if note else ""
+    return f'<h2 id="trends">Trends</h2>{lead}{"".join(_figure(p) for p in plots)}'
+
+
+def machines_table(across: pd.DataFrame, machines: list[dict]) -> str:
+    """The headline cases across machines (:func:`table.across_machines`): one row per case,
+    each machine's median, and each other machine's ratio to the first (the reference).
+    ``machines``: name, cpu, gpu, cores and torch of each machine, the reference first."""
+    from .plots import fmt_seconds
+
+    ref = machines[0]["machine"]
+
+    def header(m: dict, ratio: bool = False) -> str:
+        first = f"{m['machine']} / {ref}" if ratio else m["machine"]
+        hw = [m.get("cpu") or "CPU unknown"]
+        if m.get("cores"):
+            hw.append(f"{m['cores']} cores")
+        gpu = m.get("gpu")
+        hw.append("no GPU" if gpu == "none" else f"GPU {gpu}" if gpu else "GPU unknown")
+        second = ", ".join(str(h) for h in hw)
+        torch = f"<br><small>torch {esc(m['torch_version'])}</small>" if not ratio else ""
+        return f"<th>{esc(first)}<br><small>{esc(second)}</small>{torch}</th>"
+
+    heads = ["<th>case</th>"] + [header(m) for m in machines]
+    heads += [header(m, ratio=True) for m in machines[1:]]
+    body = []
+    for (_family, method), g in across.groupby(["family", "method"], sort=False):
+        by = {r["machine"]: r for _, r in g.iterrows()}
+        cells = [f"<td><code>{esc(method)}</code>, {esc(g['case'].iloc[0])}</td>"]
+        medians = [by[m["machine"]]["median"] if m["machine"] in by else None for m in machines]
+        ratios = [by[m["machine"]]["ratio"] if m["machine"] in by else None for m in machines]
+        cells += [
+            f'<td class="num">{esc("-" if v is None else fmt_seconds(v))}</td>' for v in medians
+        ]
+        cells += [
+            f'<td class="num">{esc("-" if v is None or pd.isna(v) else f"{v:.2f}×")}</td>'
+            for v in ratios[1:]
+        ]
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        f'<table class="machines"><thead><tr>{"".join(heads)}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
 def decision_table(decisions: list[Decision]) -> str:
     if not decisions:
         return (
@@ -193,6 +243,18 @@ def decision_table(decisions: list[Decision]) -> str:
         for d in decisions
     )
     return f'<table class="decide"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _across(across: pd.DataFrame | None, machines: list[dict]) -> str:
+    if across is None or across.empty or len(machines) < 2:
+        return ""
+    return (
+        '<h2 id="machines">Across machines</h2>\n<p>The headline cases on each machine, '
+        "under the newest torch it was measured with, and each machine's median over the "
+        f"first one's ({esc(machines[0]['machine'])}). Medians measured on different "
+        "machines at different times: a ratio describes the hardware (and torch) "
+        "difference, it is not a paired comparison.</p>\n" + machines_table(across, machines)
+    )
 
 
 def render(
@@ -210,6 +272,10 @@ def render(
     csv_file: str,
     asv_html: str | None,
     counts: dict[str, int],
+    trends: Sequence[RenderedPlot] = (),
+    trends_note: str | None = None,
+    across: pd.DataFrame | None = None,
+    machines: Sequence[dict] = (),
 ) -> str:
     """The whole page; every argument's strings are escaped here."""
     asv = (
@@ -243,6 +309,8 @@ skipped cases, {counts["failed"]:,} failed).</p>
 <h2 id="plots">Plots</h2>
 <ul>{toc}</ul>
 {"".join(_figure(p) for p in plots)}
+{trends_section(list(trends), trends_note)}
+{_across(across, list(machines))}
 <h2 id="environment">Environment</h2>
 {environment_table(envs)}
 <h2 id="semantics">What each copy does</h2>

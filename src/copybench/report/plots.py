@@ -353,7 +353,8 @@ def modules(mods: pd.DataFrame, title: str) -> Figure:
 
 def versions(vt: pd.DataFrame, title: str) -> Figure:
     """Time under each newer torch divided by time under the oldest, per method and size
-    (below 1: faster), with 95% bootstrap CIs; one panel per dtype and requires_grad,
+    (below 1: faster), bars spanning what the two IQRs allow (separate runs: not CIs);
+    one panel per dtype and requires_grad,
     contiguous sources."""
     vt = vt[vt["layout"] == "contiguous"]
     panels = [(dt, rg) for dt in dict.fromkeys(vt["dtype"]) for rg in (False, True)]
@@ -491,9 +492,211 @@ def all_plots(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> Iterator[
                     f"torch {', '.join(dict.fromkeys(g['version']))} against torch {base}, "
                     f"{device}{where}",
                     "Median time under the newer torch divided by the median under the oldest "
-                    "(bars: 95% bootstrap CI). Below 1: the newer torch is faster.",
+                    "(bars: from one's lower quartile against the other's upper, and back). "
+                    "Below 1: the newer torch is faster. The versions ran one after the other, "
+                    "not interleaved: these are not verdicts (copybench gate gives one).",
                     versions(g, f"torch versions against {base}, {device}{where}"),
                     [m for m in tensor_method_names() if m in set(g["method"])],
                     machine,
                     device,
                 )
+
+
+# --- trends: the archived nights ----------------------------------------------------------------
+
+# The gid of the marks where a machine's torch differs from its previous night's.
+TORCH_CHANGE = "torch-change"
+
+
+def night_axis(d: pd.DataFrame) -> pd.DataFrame:
+    """One row per night in ``d`` (night, date, torch_version), oldest first: the nightly
+    names a night's file by its UTC stamp, so the names sort by date."""
+    cols = ["night", "date", "torch_version"]
+    n = d[cols].drop_duplicates("night").sort_values("night", kind="stable")
+    return n.reset_index(drop=True)
+
+
+def torch_changes(nights: pd.DataFrame) -> list[tuple[int, str, str]]:
+    """(position, previous torch, torch) of each night (of one machine, in order) whose torch
+    differs from the night before it: where a step is expected."""
+    v = list(nights["torch_version"])
+    return [(i, v[i - 1], v[i]) for i in range(1, len(v)) if v[i] != v[i - 1]]
+
+
+def _night_ticks(ax, nights: pd.DataFrame, changes: list[tuple[int, str, str]]) -> None:
+    n = len(nights)
+    # Every night's tick, labelled up to ~16 of them (and every torch change) so that a year
+    # of nights stays readable.
+    step = max(1, math.ceil(n / 16))
+    shown = {i for i in range(0, n, step)} | {c[0] for c in changes} | {n - 1}
+    ax.set_xticks(range(n))
+    ax.set_xticklabels(
+        [
+            f"{r.date}\ntorch {_text(r.torch_version)}" if i in shown else ""
+            for i, r in enumerate(nights.itertuples())
+        ],
+        fontsize="x-small",
+        rotation=0 if len(shown) <= 6 else 90,
+    )
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set_xlabel("night (oldest first)")
+
+
+def _mark_changes(ax, changes: list[tuple[int, str, str]], annotate: bool) -> None:
+    for i, old, new in changes:
+        ax.axvline(i - 0.5, color="black", linestyle=":", linewidth=1.2, gid=TORCH_CHANGE)
+        if annotate:
+            ax.annotate(
+                f"torch {_text(old)} → {_text(new)}",
+                (i - 0.5, 1),
+                xycoords=("data", "axes fraction"),
+                textcoords="offset points",
+                xytext=(-2, -3),
+                rotation=90,
+                ha="right",
+                va="top",
+                fontsize="x-small",
+                gid=TORCH_CHANGE,
+            )
+
+
+def trend(times: pd.DataFrame, title: str, overhead: pd.DataFrame | None = None) -> Figure:
+    """Each night's median time per copy against the night, one line per method (bars: the
+    night's interquartile range), on a linear axis from zero so that a step reads as a
+    ratio; the x axis holds the nights in order, each labelled with its date and torch, and
+    a dotted vertical line stands where a machine's torch differs from its previous night's.
+    Where ``overhead`` holds the nights' paired comparison (``overhead_pct`` with
+    ``ci_low_pct``/``ci_high_pct``, ``base`` and ``head``), a second row draws it.
+
+    One row (two with the overhead) per machine: each machine's nights are an axis of their
+    own, never joined with another machine's.  Both frames carry ``machine``, ``night``
+    (sorting by date), ``date`` and ``torch_version``; ``times`` also ``method``,
+    ``median``, ``q25`` and ``q75``.
+    """
+    over = overhead if overhead is not None and not overhead.empty else None
+    frames = [times] + ([over] if over is not None else [])
+    machines = list(dict.fromkeys(m for f in frames for m in f["machine"]))
+    nights = {m: night_axis(pd.concat([f[f["machine"] == m] for f in frames])) for m in machines}
+    per = 2 if over is not None else 1
+    widest = max((len(n) for n in nights.values()), default=1)
+    fig = _new_figure(per * len(machines), 1, width=min(max(8.0, 4.0 + 0.3 * widest), 16.0))
+    axes = fig.subplots(per * len(machines), 1, squeeze=False)[:, 0]
+    order = [*tensor_method_names(), *module_method_names()]
+    for c, machine in enumerate(machines):
+        n = nights[machine]
+        pos = pd.Series(range(len(n)), index=n["night"])
+        changes = torch_changes(n)
+        where = f"{_text(machine)}: " if len(machines) > 1 else ""
+        ax = axes[per * c]
+        mine = times[times["machine"] == machine]
+        for method in [m for m in order if m in set(mine["method"])]:
+            g = mine[mine["method"] == method].drop_duplicates("night", keep="last")
+            g = g.set_index("night").reindex(n["night"])  # a night without it: a gap
+            _errorbar(
+                ax,
+                pos.to_numpy(),
+                g["median"],
+                g["q25"],
+                g["q75"],
+                method,
+                label=_label(method),
+                **_style(method),
+            )
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_formatter(FuncFormatter(fmt_seconds))
+        ax.set_ylabel("median time per copy (linear, bars: IQR)")
+        ax.set_title(f"{where}time per copy, night by night", fontsize="medium")
+        ax.grid(True, axis="y", alpha=0.3)
+        _night_ticks(ax, n, changes)
+        _mark_changes(ax, changes, annotate=True)
+        if over is None:
+            continue
+        ax = axes[per * c + 1]
+        o = over[over["machine"] == machine].drop_duplicates("night", keep="last")
+        if not o.empty:
+            head, base = o["head"].iloc[0], o["base"].iloc[0]
+            o = o.set_index("night").reindex(n["night"])
+            _errorbar(
+                ax,
+                pos.to_numpy(),
+                o["overhead_pct"],
+                o["ci_low_pct"],
+                o["ci_high_pct"],
+                f"overhead-{head}-{base}",
+                label="paired overhead, per night (bars: 95% CI)",
+                color="black",
+                marker="s",
+            )
+            ax.set_ylabel(f"extra time (% of {_code(base)})")
+            ax.set_title(f"{where}paired: {_code(head)} over {_code(base)}", fontsize="medium")
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.grid(True, axis="y", alpha=0.3)
+        _night_ticks(ax, n, changes)
+        _mark_changes(ax, changes, annotate=False)
+    fig.suptitle(_text(title))
+    _legend_below(fig, list(axes))
+    return fig
+
+
+def _code(method: str) -> str:
+    return METHODS[method].code.splitlines()[0] if method in METHODS else str(method)
+
+
+def night_summary(nights: pd.DataFrame) -> str:
+    """The nights of one machine in words: how many, from when to when, and each torch
+    change."""
+    n = night_axis(nights)
+    first, last = n.iloc[0], n.iloc[-1]
+    text = (
+        f"{len(n)} nights, {first['date']} (torch {first['torch_version']}) to "
+        f"{last['date']} (torch {last['torch_version']})"
+    )
+    changes = torch_changes(n)
+    if changes:
+        text += "; torch changed " + ", ".join(
+            f"on {n['date'].iloc[i]} ({old} to {new})" for i, old, new in changes
+        )
+    else:
+        text += "; one torch throughout"
+    return text
+
+
+def trend_plots(nights: table.Nights) -> Iterator[Plot]:
+    """One trend per headline family (:func:`table.headline_families`) with data, over the
+    machines that have two nights or more."""
+    machines = nights.trend_machines()
+    times = nights.times[nights.times["machine"].isin(machines)]
+    over = nights.overhead[nights.overhead["machine"].isin(machines)]
+    multi = len(machines) > 1
+    for f in table.headline_families():
+        t = times[times["family"] == f.slug] if "family" in times else times.iloc[:0]
+        o = over[over["family"] == f.slug] if "family" in over else over.iloc[:0]
+        if t.empty and o.empty:
+            continue
+        present = [m for m in f.methods if m in set(t["method"])]
+        shown = [m for m in machines if m in set(t["machine"]) | set(o["machine"])]
+        per = "; ".join(
+            (f"{m}: " if multi else "")
+            + night_summary(nights.nights[nights.nights["machine"] == m])
+            for m in shown
+        )
+        below = ""
+        if not o.empty:
+            head, base = o["head"].iloc[0], o["base"].iloc[0]
+            below = (
+                f" Below: {_code(head)} against {_code(base)}, measured paired on the "
+                "nights that ran the paired study (bars: 95% CI, resampling whole processes)."
+            )
+        yield Plot(
+            _slug("trend", f.slug),
+            f"Trend: {f.title}",
+            "Each archived night's median time per copy (bars: interquartile range), on a "
+            "linear axis from zero, so that a step reads as a ratio; the nights in order, "
+            "labelled with date and torch; a dotted vertical line where the torch differs "
+            "from the machine's previous night's."
+            + below
+            + (" One row per machine, each with its own nights." if multi else "")
+            + f" Nights: {per}.",
+            trend(t, f"Trend: {f.title}", o),
+            present,
+        )

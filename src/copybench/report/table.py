@@ -5,11 +5,14 @@ findings both read.  Statistics come from :mod:`copybench.stats`; nothing is com
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
-from .. import stats
 from ..methods import METHODS, module_method_names, tensor_method_names
 
 # What identifies one case, across harnesses and runs.
@@ -30,6 +33,8 @@ CASE_KEYS = [
 
 # The headline pair: the tracked clone and the untracked one.
 TRACKED, UNTRACKED = "clone_detach", "detach_clone"
+# The size the headline sentence is stated at: 4 KiB, where per-call overhead dominates.
+HEADLINE_BYTES = 4096
 # The bandwidth roof: copy into a preallocated, touched buffer.
 ROOF = "copy_into"
 
@@ -115,51 +120,35 @@ def model_sweeps() -> tuple[int, int]:
     return int(tensors), int(params)
 
 
-def _samples(row: pd.Series) -> list[float]:
-    s = row["samples"]
-    return list(s) if isinstance(s, list) and len(s) >= 2 else []
-
-
-def _summary(row: pd.Series) -> tuple[float, float, int] | None:
-    m, q, n = row["median"], row["iqr"], row["n_samples"]
-    if any(v is None or pd.isna(v) for v in (m, q, n)) or n < 2 or m <= 0:
-        return None
-    return float(m), float(q), int(n)
-
-
 def _compare(base: pd.Series, head: pd.Series) -> dict:
-    """head against base: difference and ratio with 95% CIs: bootstrapped from the samples
-    where the results hold them, else from the medians' notches (IQR and count); NaN for
-    a single sample (an ``asv --quick`` run)."""
-    bs, hs = _samples(base), _samples(head)
-    if bs and hs:
-        diff, dlo, dhi = stats.difference_ci(bs, hs)
-        ratio, rlo, rhi = stats.ratio_ci(bs, hs)
-    elif _summary(base) and _summary(head):
-        diff, dlo, dhi = stats.difference_ci_from_summaries(_summary(base), _summary(head))
-        ratio, rlo, rhi = stats.ratio_ci_from_summaries(_summary(base), _summary(head))
-    else:
-        diff = head["median"] - base["median"]
-        ratio = head["median"] / base["median"]
-        dlo = dhi = rlo = rhi = math.nan
+    """head against base, two independent medians (separate runs, or environments timed one
+    after the other): the ratio and difference of the medians, with the band the two IQRs
+    allow (from head's lower quartile against base's upper to the reverse).  Not a CI: the
+    samples of one run come from one or two processes and are not independent, so no
+    bootstrap over them says what another run would give; the band only shows how far
+    the two runs' own spreads reach.  NaN bounds where a side has no spread recorded."""
+    bm, hm = float(base["median"]), float(head["median"])
+    b25, b75, h25, h75 = (_quartile(r, q) for r, q in ((base, "q25"), (base, "q75"),
+                                                      (head, "q25"), (head, "q75")))  # fmt: skip
     return {
-        "base": base["median"],
-        "head": head["median"],
-        "diff": diff,
-        "diff_lo": dlo,
-        "diff_hi": dhi,
-        "ratio": ratio,
-        "ratio_lo": rlo,
-        "ratio_hi": rhi,
-        # The CI of the ratio excludes 1: the difference is not noise.
-        "significant": bool(not math.isnan(rlo) and (rlo > 1 or rhi < 1)),
+        "base": bm,
+        "head": hm,
+        "diff": hm - bm,
+        "diff_lo": h25 - b75,
+        "diff_hi": h75 - b25,
+        "ratio": hm / bm,
+        "ratio_lo": h25 / b75 if b75 > 0 else math.nan,
+        "ratio_hi": h75 / b25 if b25 > 0 else math.nan,
     }
 
 
+def _quartile(row: pd.Series, q: str) -> float:
+    v = row.get(q)
+    return math.nan if v is None or pd.isna(v) else float(v)
+
+
 def _compare_columns() -> list[str]:
-    return ["base", "head", "diff", "diff_lo", "diff_hi", "ratio", "ratio_lo", "ratio_hi"] + [
-        "significant"
-    ]
+    return ["base", "head", "diff", "diff_lo", "diff_hi", "ratio", "ratio_lo", "ratio_hi"]
 
 
 def torch_versions(df: pd.DataFrame) -> list[str]:
@@ -283,3 +272,250 @@ def beside_control(paired: pd.DataFrame, pair: str) -> pd.DataFrame:
         }
     )
     return main.merge(ctrl, on=keys, how="left")
+
+
+# --- headline cases: what the trends follow and the machines are set side by side on --------
+
+
+@dataclass(frozen=True)
+class Family:
+    """Headline cases drawn in one trend plot and listed together across machines: the
+    methods of the report's paired comparisons (:data:`copybench.paired.PAIRS`) of one kind,
+    on one case, on the CPU.  ``pair`` is the paired comparison a trend draws below."""
+
+    slug: str
+    title: str
+    metric: str
+    methods: tuple[str, ...]
+    nbytes: int | None = None
+    model: str | None = None
+    pair: str | None = None
+
+    def case(self) -> str:
+        """The case, in words (a table row's second half)."""
+        if self.model is not None:
+            return f"model {self.model}"
+        from ..results import format_bytes
+
+        return f"{format_bytes(self.nbytes)} float32, requires grad"
+
+    def select(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The successful rows of ``df`` (a tidy table) that are this family's cases."""
+        d = df[
+            (df["status"] == "ok")
+            & (df["metric"] == self.metric)
+            & (df["device"] == "cpu")
+            & df["method"].isin(self.methods)
+        ]
+        if self.model is not None:
+            return d[d["model"] == self.model]
+        return d[
+            (d["nbytes"] == self.nbytes)
+            & (d["dtype"] == "float32")
+            & (d["layout"] == "contiguous")
+            & d["requires_grad"].eq(True)
+        ]
+
+
+def headline_families() -> list[Family]:
+    """The headline cases, derived from what the report already declares: the tensor and
+    module methods of the paired comparisons; tensors at HEADLINE_BYTES and at the grid's
+    largest size, float32, contiguous, the source requiring grad (the case the tracked clone
+    is about, the same source for every line); the reference model at the centre of both
+    module sweeps (:func:`model_sweeps`)."""
+    from ..cases import MODELS, SIZES, nbytes
+    from ..paired import PAIRS
+    from ..results import format_bytes
+
+    paired = {m for pair in PAIRS.values() for m in pair}
+    tensor = tuple(m for m in tensor_method_names() if m in paired)
+    module = tuple(m for m in module_method_names() if m in paired)
+    out = []
+    for size in dict.fromkeys((HEADLINE_BYTES, nbytes(SIZES[-1], "float32"))):
+        b = format_bytes(size)
+        out.append(
+            Family(
+                f"tensor-{b.replace(' ', '')}",
+                f"Tensor copies at {b} (float32, contiguous, source requires grad, CPU)",
+                "time_tensor_copy",
+                tensor,
+                nbytes=size,
+                pair="tracked_clone",
+            )
+        )
+    spec = next(s for s in MODELS.values() if (s.n_tensors, s.target_params) == model_sweeps())
+    out.append(
+        Family(
+            f"modules-{spec.name}",
+            f"Copying model {spec.name} ({spec.n_params:,} parameters in {spec.n_tensors} "
+            "tensors, CPU)",
+            "time_module_copy",
+            module,
+            model=spec.name,
+            pair="deepcopy_vs_snapshot",
+        )
+    )
+    return out
+
+
+def headline_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``df`` that are headline cases, with their ``family`` (its slug)."""
+    parts = [f.select(df).assign(family=f.slug) for f in headline_families()]
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else df.iloc[:0].assign(family=None)
+
+
+def headline_overhead(paired: pd.DataFrame) -> pd.DataFrame:
+    """Each family's paired comparison (not its control) in ``paired``
+    (:func:`copybench.results.load_paired` rows), with the family's slug."""
+    parts = []
+    if paired.empty:
+        return pd.DataFrame(columns=["family", "overhead_pct", "ci_low_pct", "ci_high_pct"])
+    measured = paired[paired["skipped"].isna()] if "skipped" in paired else paired
+    for f in headline_families():
+        d = measured[(measured["pair"] == f.pair) & ~measured["control"].astype(bool)]
+        if f.model is not None:
+            d = d[d["model"] == f.model]
+        else:
+            d = d[
+                (d["nbytes"] == f.nbytes)
+                & (d["dtype"] == "float32")
+                & (d["layout"] == "contiguous")
+            ]
+        parts.append(d.assign(family=f.slug))
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return pd.DataFrame(columns=["family", "overhead_pct", "ci_low_pct", "ci_high_pct"])
+    return pd.concat(parts, ignore_index=True)
+
+
+# --- the nightly's archive: one asv results file per night -----------------------------------
+
+
+@dataclass(frozen=True)
+class Nights:
+    """The archived nights (:mod:`copybench.nightly`), headline cases only.
+
+    ``nights``: one row per night, oldest first (machine, night: its file name, date,
+    torch_version, torch_git); ``times``: the headline rows of every night
+    (:func:`headline_rows`) with the night's columns; ``overhead``: each night's paired
+    comparisons of the families (:func:`headline_overhead`), where the night measured them.
+    """
+
+    folder: Path
+    nights: pd.DataFrame
+    times: pd.DataFrame
+    overhead: pd.DataFrame
+
+    def trend_machines(self) -> list[str]:
+        """The machines with two nights or more: the ones a trend can be drawn for."""
+        n = self.nights["machine"].value_counts()
+        return [m for m in dict.fromkeys(self.nights["machine"]) if n[m] >= 2]
+
+
+NIGHT_COLUMNS = ["machine", "night", "date", "torch_version", "torch_git"]
+
+
+def load_nights(archive: str | os.PathLike) -> Nights:
+    """Every night archived in ``archive`` (``copybench.results.nights``), each with its
+    sidecar (date, torch) and, where the night measured it, its paired study.
+
+    A night without a readable sidecar, or whose results or paired file cannot be read,
+    raises ResultsError naming the file: the archive is the nightly's, and a hole in it
+    would draw a trend that is not there.
+    """
+    from ..results import ENV_SUFFIX, ResultsError, load_asv, load_paired, nights
+
+    archive = Path(archive)
+    if not archive.is_dir():
+        raise ResultsError(f"{archive}: no such nightly archive (a folder)")
+    rows, times, over = [], [], []
+    for f in nights(archive):
+        side = f.with_name(f.name + ENV_SUFFIX)
+        try:
+            env = json.loads(side.read_text())
+        except FileNotFoundError:
+            raise ResultsError(f"{side}: missing (every archived night has one)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ResultsError(f"{side}: not a readable night sidecar ({e})") from None
+        if not isinstance(env, dict):
+            raise ResultsError(f"{side}: not a readable night sidecar (not an object)")
+        df = load_asv(f)
+        night = {
+            "machine": str(env.get("machine") or df["machine"].iloc[0]),
+            "night": f.name,
+            "date": _night_date(env.get("night"), df["date"]),
+            "torch_version": str(env.get("torch_version") or df["torch_version"].iloc[0]),
+            "torch_git": env.get("torch_git"),
+        }
+        rows.append(night)
+        t = headline_rows(df)
+        if not t.empty:
+            t = t.drop(columns=["samples", *NIGHT_COLUMNS], errors="ignore")
+            times.append(t.assign(**night))
+        o = headline_overhead(load_paired([f]))
+        if not o.empty:
+            over.append(o.drop(columns=NIGHT_COLUMNS, errors="ignore").assign(**night))
+    return Nights(
+        archive,
+        pd.DataFrame(rows, columns=NIGHT_COLUMNS),
+        pd.concat(times, ignore_index=True) if times else pd.DataFrame(columns=NIGHT_COLUMNS),
+        pd.concat(over, ignore_index=True) if over else pd.DataFrame(columns=NIGHT_COLUMNS),
+    )
+
+
+def _night_date(stamp: object, dates: pd.Series) -> str:
+    """YYYY-MM-DD of a night: its stamp (``20250102T030405Z``), else asv's date."""
+    from datetime import datetime
+
+    try:
+        return datetime.strptime(str(stamp), "%Y%m%dT%H%M%SZ").strftime("%Y-%m-%d")
+    except ValueError:
+        pass
+    d = pd.to_datetime(dates, errors="coerce").dropna()
+    return d.max().strftime("%Y-%m-%d") if len(d) else "unknown date"
+
+
+# --- across machines --------------------------------------------------------------------------
+
+
+def machine_order(machines: list[str], reference: str | None = None) -> list[str]:
+    """Machines in sorted name order, the reference (default: the first) first."""
+    order = sorted(set(machines))
+    if reference is not None:
+        order.remove(reference)
+        order.insert(0, reference)
+    return order
+
+
+def across_machines(df: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
+    """The headline cases on every machine (each under its newest torch): one row per
+    family, method and machine, its median and the ratio to the reference machine's
+    median (NaN where either lacks the case).  Medians of different machines measured at
+    different times: the ratio describes the hardware (and torch) difference, it tests
+    nothing."""
+    cur = newest_torch(latest(df))
+    order = machine_order(list(cur["machine"]), reference)
+    h = headline_rows(cur)
+    cols = ["family", "case", "method", "machine", "torch_version", "median", "q25", "q75"]
+    if h.empty:
+        return pd.DataFrame(columns=[*cols, "ratio"])
+    r0 = h[h["machine"] == order[0]]
+    ref = dict(zip(zip(r0["family"], r0["method"], strict=True), r0["median"], strict=True))
+    rows = []
+    for f in headline_families():
+        for method in f.methods:
+            for machine in order:
+                r = h[(h["family"] == f.slug) & (h["method"] == method) & (h["machine"] == machine)]
+                if r.empty:
+                    continue
+                r = r.iloc[-1]
+                base = ref.get((f.slug, method), math.nan)
+                rows.append(
+                    {
+                        **{c: r[c] for c in cols if c != "case"},
+                        "case": f.case(),
+                        "ratio": r["median"] / base if base and not pd.isna(base) else math.nan,
+                    }
+                )
+    return pd.DataFrame(rows, columns=[*cols, "ratio"])
