@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from copybench.results import nights as nights_of
+
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ["--method", "clone", "--method", "detach_clone", "--size", "1024", "--dtype", "float32"]
 ROUNDS = "12"
@@ -188,6 +190,13 @@ def test_a_recorded_night_is_set_beside_the_last_one(nights):
     assert "No case changed" in text and "too few processes" in text
     assert "| `" not in text
     assert "compared across runs" in night.stdout  # the whole table is in the log
+    # Each archived night holds only the cases it measured (asv merges a run into the file
+    # of the same commit; the history's copy of night 1 must not pass for night 2's).
+    from copybench.results import load_asv
+
+    first, second = [load_asv(p) for p in nights_of(tmp / "nightly")]
+    assert set(first[first.status == "ok"].method) == {"clone", "detach_clone"}
+    assert set(second[second.status == "ok"].method) == {"detach_clone"}
     assert "regressed" not in night.stderr
 
 

@@ -246,13 +246,14 @@ def _checkout_history(repo: str, branch: str, into: Path) -> bool:
     return False
 
 
-def _copy_tree(src: Path, dst: Path) -> None:
+def _copy_tree(src: Path, dst: Path, replace: bool = False) -> None:
     """Copy files of ``src`` that ``dst`` lacks (a night's files never change once
-    written, except asv's per-machine index files, which the newer copy replaces)."""
+    written, except asv's per-machine index files, which the newer copy replaces);
+    ``replace``: every file of ``src`` replaces its namesake."""
     for f in src.rglob("*"):
         if f.is_file() and ".git" not in f.relative_to(src).parts:
             t = dst / f.relative_to(src)
-            if not t.exists() or f.name in ("machine.json", "benchmarks.json"):
+            if replace or not t.exists() or f.name in ("machine.json", "benchmarks.json"):
                 t.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(f, t)
 
@@ -391,7 +392,13 @@ def main(argv: list[str] | None = None) -> int:
         elif os.environ.get("GITHUB_EVENT_NAME") == "schedule" and not nights(args.archive):
             _warn_empty_history(args.summary, "the archive")
         with tempfile.TemporaryDirectory(prefix="copybench-nightly-") as tmp:
-            config = config_copy(root, args.results, args.html, Path(tmp))
+            # Tonight runs into a results folder of its own: asv merges a run into the
+            # file of the same commit and environment, so a night run into the history's
+            # folder would carry an earlier night's cases as its own (and draw a flat
+            # trend where there was a step).  That file then joins the history, replacing
+            # an earlier night's of the same commit and environment (in the archive).
+            fresh = Path(tmp) / "results"
+            config = config_copy(root, fresh, args.html, Path(tmp))
             before = nights(args.archive, machine)
             results_file = run_asv(sel, config=config, extra=["--record-samples"], machine=machine)
             narrowed = sel.narrowed or sel.devices != ["cpu"]
@@ -401,8 +408,10 @@ def main(argv: list[str] | None = None) -> int:
                 write_paired(results_file, measure_comparisons(comparisons(), log=sys.stderr))
             tonight = archive_night(results_file, args.archive)
             print(f"copybench nightly: results archived as {tonight}")
+            _copy_tree(fresh, args.results, replace=True)
             if not args.no_publish:
-                publish(config, root)
+                (Path(tmp) / "publish").mkdir()
+                publish(config_copy(root, args.results, args.html, Path(tmp) / "publish"), root)
         failed: list[str] = []
         if before:
             print(f"copybench nightly: {before[-1].name} -> {tonight.name} (across runs)")
