@@ -106,7 +106,7 @@ def compare_nights(
     return _regressed(table)
 
 
-# What a changed case is confirmed by, per kind of comparison.
+# The verdicts the job summary lists case by case; the others it only counts.
 CHANGED = ("regressed", "improved")
 
 
