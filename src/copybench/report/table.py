@@ -128,8 +128,8 @@ def _compare(base: pd.Series, head: pd.Series) -> dict:
     bootstrap over them says what another run would give; the band only shows how far
     the two runs' own spreads reach.  NaN bounds where a side has no spread recorded."""
     bm, hm = float(base["median"]), float(head["median"])
-    b25, b75, h25, h75 = (_quartile(r, q) for r, q in ((base, "q25"), (base, "q75"),
-                                                      (head, "q25"), (head, "q75")))  # fmt: skip
+    b25, b75 = _quartile(base, "q25"), _quartile(base, "q75")
+    h25, h75 = _quartile(head, "q25"), _quartile(head, "q75")
     return {
         "base": bm,
         "head": hm,
