@@ -66,7 +66,7 @@ examples:
   copybench compare 0001 0002
   copybench compare 0001 0002 --storage ci/.benchmarks
   # one asv results folder, two torch versions at one commit
-  copybench compare .asv/results --base-env 2.12.0 --head-env 2.13.0
+  copybench compare .asv/results --base-env 2.13.0 --head-env 2.14.1
   # results from two different machines, as a markdown table
   copybench compare a.json b.json --allow-different-machines --format markdown"""
 
