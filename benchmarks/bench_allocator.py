@@ -1,12 +1,6 @@
-from copybench.allocator import (
-    ALLOCATOR_OPS,
-    ALLOCATOR_SIZES,
-    REMEDIES,
-    measure_remedy,
-    prepare_op,
-    summarize,
-)
-from copybench.paired import THREADS
+from copybench.allocator import REMEDIES, measure_remedy, prepare_op
+from copybench.cases import ALLOCATOR_OPS, ALLOCATOR_SIZES, OVERHEAD_THREADS
+from copybench.stats import summarize_modes
 
 from . import prepared_or_skip
 
@@ -14,7 +8,7 @@ from . import prepared_or_skip
 class AllocatorCopy:
     """Large CPU tensors: clone vs empty_like (allocation only) vs copy_ into a touched buffer."""
 
-    params = [list(ALLOCATOR_OPS), list(ALLOCATOR_SIZES), list(THREADS)]
+    params = [list(ALLOCATOR_OPS), list(ALLOCATOR_SIZES), list(OVERHEAD_THREADS)]
     param_names = ["op", "numel", "threads"]
     rounds = 1
     # One call per sample: a batch would average the allocator's two modes into one number.
@@ -39,7 +33,9 @@ class AllocatorModes:
 
     def setup_cache(self):
         return {
-            remedy: {f"{op}-{n}": summarize(s) for (op, n), s in measure_remedy(remedy).items()}
+            remedy: {
+                f"{op}-{n}": summarize_modes(s) for (op, n), s in measure_remedy(remedy).items()
+            }
             for remedy in REMEDIES
         }
 

@@ -1,6 +1,6 @@
-from copybench.bench import prepare_module_case, prepare_tensor_case
 from copybench.cases import CUDA_TENSOR_AXES, MODULE_AXES
 from copybench.methods import module_method_names, tensor_method_names
+from copybench.prepare import prepare_module_case, prepare_tensor_case
 from copybench.timing import calls_for, cuda_event_seconds, cuda_peak_bytes, cuda_sync_seconds
 
 from . import prepared_or_skip

@@ -1,9 +1,5 @@
-from copybench.instructions import (
-    INSTRUCTION_METHODS,
-    INSTRUCTION_SIZES,
-    count_instructions,
-    valgrind_available,
-)
+from copybench.cases import INSTRUCTION_METHODS, INSTRUCTION_SIZES
+from copybench.instructions import count_instructions, valgrind_available
 
 
 class InstructionCounts:

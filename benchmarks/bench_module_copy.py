@@ -1,6 +1,6 @@
-from copybench.bench import prepare_module_case
 from copybench.cases import MODULE_AXES
 from copybench.methods import module_method_names
+from copybench.prepare import prepare_module_case
 from copybench.timing import peak_rss_growth, rss_peak_supported
 
 from . import prepared_or_skip

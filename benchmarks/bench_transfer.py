@@ -1,6 +1,6 @@
-from copybench.bench import prepare_transfer_case
 from copybench.cases import TRANSFER_AXES
 from copybench.methods import transfer_method_names
+from copybench.prepare import prepare_transfer_case
 from copybench.timing import calls_for, cuda_event_seconds
 
 from . import prepared_or_skip

@@ -6,15 +6,14 @@ import pytest
 import torch
 
 from copybench.allocator import (
-    ALLOCATOR_OPS,
     REMEDIES,
     bind_op,
     measure_remedy,
     prepare_op,
     sample_seconds,
-    summarize,
 )
-from copybench.cases import CaseError
+from copybench.cases import ALLOCATOR_OPS, CaseError
+from copybench.stats import summarize_modes
 
 
 @pytest.mark.parametrize("op", ALLOCATOR_OPS)
@@ -40,7 +39,7 @@ def test_unknown_op_and_remedy_are_case_errors():
 
 
 def test_summary_reports_the_split():
-    s = summarize([1e-4] * 30 + [1.4e-3] * 10)
+    s = summarize_modes([1e-4] * 30 + [1.4e-3] * 10)
     assert s["bimodal"] and s["slow_fraction"] == pytest.approx(0.25)
     assert s["unstable"]
     assert len(sample_seconds(lambda: None, 20)) == 20

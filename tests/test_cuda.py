@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from copybench import cases
-from copybench.bench import prepare_module_case, prepare_tensor_case, prepare_transfer_case
 from copybench.methods import METHODS, TRANSFER_METHODS, TRANSFER_ROUTES
+from copybench.prepare import prepare_module_case, prepare_tensor_case, prepare_transfer_case
 from copybench.semantics import probe
 from copybench.timing import calls_for, cuda_event_seconds, cuda_peak_bytes, cuda_sync_seconds
 

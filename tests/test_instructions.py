@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from copybench.gate import GATE_METHODS
-from copybench.instructions import INSTRUCTION_SIZES, count_instructions, valgrind_available
+from copybench.cases import GATE_METHODS, INSTRUCTION_SIZES
+from copybench.instructions import count_instructions, valgrind_available
 
 pytestmark = pytest.mark.skipif(not valgrind_available(), reason="valgrind not available")
 

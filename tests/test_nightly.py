@@ -1,7 +1,7 @@
 """The nightly, as ``scripts/nightly.sh`` runs it: two nights of a narrow selection.
 
 Night 1 is gated and carries a real regression: ``COPYBENCH_SLOW_DOWN=clone:8`` makes the
-clone cases do their copy eight times (copybench.bench), in the night's own processes; the
+clone cases do their copy eight times (copybench.prepare), in the night's own processes; the
 baseline's processes run the same interpreter without it (``--baseline-env
 COPYBENCH_SLOW_DOWN=``).  It must fail and name exactly the clone cases.  Night 2 is
 recorded and set beside night 1, not gated: two runs hours apart get no verdict on wall

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from copybench import stats
+from copybench.cases import PAIRS
 from copybench.cli import main
 from copybench.paired import (
-    PAIRS,
     PairedResult,
     combine_workers,
     measure_in_workers,

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from copybench import cases
-from copybench.bench import prepare_module_case, prepare_tensor_case
 from copybench.methods import (
     METHODS,
     MODULE_METHODS,
@@ -18,6 +17,7 @@ from copybench.methods import (
     TRANSFER_METHODS,
     get_method,
 )
+from copybench.prepare import prepare_module_case, prepare_tensor_case
 
 REQUIRED_TENSOR = {
     "clone",

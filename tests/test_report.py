@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from copybench import cases
 from copybench.asvrun import Selection, bench_regexes, config_copy
 from copybench.report import build_report, plots, table
 from copybench.report.findings import SITUATIONS, decisions, findings, paired_findings
@@ -193,7 +194,7 @@ def test_each_plot_holds_every_method_present(results):
             present = set(t[t["dtype"] == p.dtype]["method"])
             if kind == "bandwidth":
                 present &= set(table.copying_methods())
-                assert table.ROOF in present or p.machine == EVIL_MACHINE
+                assert cases.ROOF in present or p.machine == EVIL_MACHINE
             assert set(p.methods) == present
             assert _methods_with_data(p.figure) == present, p.slug
         elif kind == "modules":
@@ -595,14 +596,14 @@ def test_the_headline_cases_are_set_across_machines(results):
     # The reference is the first by name (here the one that starts with "<").
     med = {(r.machine, r.method): r.median for r in t.itertuples()}
     ratio = {(r.machine, r.method): r.ratio for r in t.itertuples()}
-    for m in (table.TRACKED, table.UNTRACKED):
+    for m in (cases.TRACKED, cases.UNTRACKED):
         assert ratio[(EVIL_MACHINE, m)] == 1.0
         assert ratio[(mine, m)] == pytest.approx(med[(mine, m)] / med[(EVIL_MACHINE, m)])
     assert pd.isna(ratio[(mine, "clone")]), "the reference did not measure clone"
     flipped = table.across_machines(df, reference=mine)
     back = {(r.machine, r.method): r.ratio for r in flipped.itertuples()}
-    assert back[(EVIL_MACHINE, table.TRACKED)] == pytest.approx(1 / ratio[(mine, table.TRACKED)])
-    assert back[(mine, table.TRACKED)] == 1.0
+    assert back[(EVIL_MACHINE, cases.TRACKED)] == pytest.approx(1 / ratio[(mine, cases.TRACKED)])
+    assert back[(mine, cases.TRACKED)] == 1.0
 
 
 def test_the_report_has_a_table_across_machines(results, report):

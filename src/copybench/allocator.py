@@ -26,9 +26,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-# 4 MiB (around glibc's dynamic mmap threshold) and 64 MiB (above its 32 MiB cap) of float32.
-ALLOCATOR_SIZES: tuple[int, ...] = (2**20, 2**24)
-ALLOCATOR_OPS: tuple[str, ...] = ("clone", "empty_like", "copy_into")
+from .cases import ALLOCATOR_OPS, ALLOCATOR_SIZES, CaseError
 
 _MIB = 1 << 20
 # Environments for a fresh process (glibc's tunables).  Setting the mmap threshold fixes it
@@ -52,7 +50,6 @@ def bind_op(op: str, x: Any) -> Callable[[], Any]:
     """One allocation-related operation on ``x``; the copies come from the registry."""
     import torch
 
-    from .cases import CaseError
     from .methods import get_method
 
     if op == "empty_like":
@@ -81,23 +78,6 @@ def sample_seconds(fn: Callable[[], Any], n: int = DEFAULT_SAMPLES) -> list[floa
     return [time_block(fn, 1) for _ in range(n)]
 
 
-def summarize(samples: Sequence[float]) -> dict[str, Any]:
-    """Median, IQR and the fast/slow split of one set of single-call timings (seconds)."""
-    from . import stats
-
-    modes = stats.split_modes(samples)
-    return {
-        "median": stats.median(samples),
-        "iqr": stats.iqr(samples),
-        "n": len(samples),
-        "bimodal": modes.bimodal,
-        "slow_fraction": modes.slow_fraction,
-        "fast_median": modes.fast_median,
-        "slow_median": modes.slow_median,
-        "unstable": stats.is_unstable(samples),
-    }
-
-
 def measure_remedy(
     remedy: str,
     ops: Sequence[str] = ALLOCATOR_OPS,
@@ -108,7 +88,6 @@ def measure_remedy(
     """Single-call timings of each op and size in a fresh process under ``remedy``'s
     environment.  The glibc variables are read once, when the process starts, so the
     only way to compare them is a process each; inherited ones are cleared first."""
-    from .cases import CaseError
 
     if remedy not in REMEDIES:
         raise CaseError(f"unknown remedy {remedy!r}; known: {', '.join(REMEDIES)}")

@@ -16,7 +16,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .bench import slowed_down_methods
 from .cases import (
     CUDA_TENSOR_AXES,
     DTYPES,
@@ -29,6 +28,7 @@ from .cases import (
     check_device,
 )
 from .methods import METHODS, get_method
+from .prepare import slowed_down_methods
 from .results import write_env_sidecar
 from .workers import run_bounded
 

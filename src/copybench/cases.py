@@ -171,24 +171,36 @@ def fill_random(x: torch.Tensor) -> torch.Tensor:
 def make_model(spec: str | ModelSpec, device: str) -> tuple[nn.Module, ModelSpec]:
     """The source model of a module case, built and initialised on ``device``."""
     if isinstance(spec, str):
-        if spec not in MODELS:
-            raise CaseError(f"unknown model {spec!r}; known: {', '.join(MODELS)}")
-        spec = MODELS[spec]
+        spec = check_model(spec)
     check_device(device)
     with torch.device(device):
         model = spec.build()
     return model, spec
 
 
-def parse_size(text: str) -> int:
-    """A size from the command line: an element count in the grid, e.g. ``1024``."""
+def check_size(numel: int, known: tuple[int, ...] | None = None) -> int:
+    """``numel`` if it is in ``known`` (default: every size some grid measures, ALL_SIZES);
+    else CaseError naming the known sizes."""
+    known = ALL_SIZES if known is None else known
+    if numel not in known:
+        raise CaseError(f"size {numel} is not in the grid; known: {', '.join(map(str, known))}")
+    return numel
+
+
+def parse_size(text: str, known: tuple[int, ...] | None = None) -> int:
+    """A size from the command line, an element count such as ``1024``; see check_size."""
     try:
         numel = int(text)
     except ValueError:
         raise CaseError(f"size must be an element count, got {text!r}") from None
-    if numel not in SIZES:
-        raise CaseError(f"size {numel} is not in the grid; known: {', '.join(map(str, SIZES))}")
-    return numel
+    return check_size(numel, known)
+
+
+def check_model(name: str) -> ModelSpec:
+    """The reference model called ``name``; CaseError for a name outside MODELS."""
+    if name not in MODELS:
+        raise CaseError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return MODELS[name]
 
 
 @dataclass(frozen=True)
@@ -258,6 +270,119 @@ TRANSFER_AXES: dict[str, tuple] = {
     "host_memory": HOST_MEMORY,
     "threads": (DEFAULT_THREADS,),
 }
+
+
+# --- the sub-grids of the studies ---------------------------------------------------------
+# Every grid the project measures on lives here, beside the harnesses' axes, so that a size
+# or a method pair is declared once however many harnesses read it.
+
+# The pairs users ask about, ``(base, head)``: what the head costs over the base.  The
+# paired study, the gate's headline, the report's findings and the instruction counts all
+# read these, by name.
+PAIRS: dict[str, tuple[str, str]] = {
+    "tracked_clone": ("detach_clone", "clone_detach"),
+    "clone_vs_copy_into": ("copy_into", "clone"),
+    "deepcopy_vs_snapshot": ("state_dict_snapshot", "deepcopy_module"),
+    "deepcopy_vs_load_state_dict": ("load_state_dict_existing", "deepcopy_module"),
+}
+# The headline pair: the untracked clone PyTorch's warning recommends, and the tracked one.
+UNTRACKED, TRACKED = PAIRS["tracked_clone"]
+# The bandwidth roof of a tensor copy: ``copy_`` into a preallocated, touched buffer.
+ROOF = PAIRS["clone_vs_copy_into"][0]
+# A model's two main copies: ``copy.deepcopy`` and a state_dict snapshot.
+SNAPSHOT, DEEPCOPY = PAIRS["deepcopy_vs_snapshot"]
+# The size the headline sentence is stated at: 1,024 float32 elements (4 KiB), where
+# per-call overhead dominates.
+HEADLINE_NUMEL = 2**10
+HEADLINE_BYTES = HEADLINE_NUMEL * 4
+# The README's headline table: 4 KiB, 4 MiB and the grid's largest tensor.
+HEADLINE_SIZES: tuple[int, ...] = (HEADLINE_NUMEL, 2**20, SIZES[-1])
+
+# Paired overhead (copybench overhead, the paired study): 4 KiB (host overhead dominates),
+# 256 KiB (in cache), 4 MiB (memory traffic and the allocator's mmap threshold) of float32.
+OVERHEAD_SIZES: tuple[int, ...] = (2**10, 2**16, 2**20)
+# Thread counts where they matter (large copies are split across threads): one, and every
+# core the process may use, resolved when the case is prepared and recorded with the result.
+OVERHEAD_THREADS: tuple[int | str, ...] = (1, "all")
+# Modules for "deepcopy vs state_dict snapshot": few large tensors and many small ones.
+OVERHEAD_MODELS: tuple[str, ...] = ("1e6x8", "1e6x512")
+
+# Instruction counts (callgrind): small tensors, where host overhead dominates (128 B and
+# 4 KiB of float32), for the tracked and the untracked clone.
+INSTRUCTION_SIZES: tuple[int, ...] = (2**5, 2**10)
+INSTRUCTION_METHODS: tuple[str, ...] = PAIRS["tracked_clone"][::-1]
+
+# The allocator study: 4 MiB (around glibc's dynamic mmap threshold) and 64 MiB (above its
+# 32 MiB cap) of float32, by a clone, a bare allocation and a copy into a buffer.
+ALLOCATOR_SIZES: tuple[int, ...] = (2**20, 2**24)
+ALLOCATOR_OPS: tuple[str, ...] = ("clone", "empty_like", ROOF)
+
+# The regression gate's default selection: four tensor copies at 128 KiB and 4 MiB, the two
+# model copies of the 1e6-parameter model.
+GATE_METHODS: tuple[str, ...] = ("clone", TRACKED, UNTRACKED, ROOF)
+GATE_SIZES: tuple[int, ...] = (2**15, 2**20)
+GATE_MODULE_METHODS: tuple[str, ...] = (DEEPCOPY, SNAPSHOT)
+GATE_MODELS: tuple[str, ...] = ("1e6x8",)
+
+# The GPU figures (copybench gpu-figures): device bandwidth at 256 MiB of float32, far beyond
+# any L2; overhead at 4 KiB (launch- and host-bound) and 4 MiB; host transfers at 64 MiB;
+# peak memory of the model copies on the largest model.
+BANDWIDTH_NUMEL = 2**26
+BANDWIDTH_METHODS: tuple[str, ...] = ("clone", ROOF)
+GPU_OVERHEAD_SIZES: tuple[int, ...] = (HEADLINE_NUMEL, 2**20)
+TRANSFER_NUMEL = 2**24
+H2D_METHODS: tuple[str, ...] = (
+    "copy_h2d",
+    "copy_h2d_nonblocking",
+    "to_device",
+    "to_device_nonblocking",
+)
+PEAK_MODEL = max(MODELS.values(), key=lambda s: s.n_params).name
+PEAK_METHODS: tuple[str, ...] = (DEEPCOPY, "load_state_dict_existing", SNAPSHOT)
+
+# Every size some grid measures, for validating a size given on the command line.
+ALL_SIZES: tuple[int, ...] = tuple(
+    sorted({*SIZES, *GPU_SIZES, *OVERHEAD_SIZES, *INSTRUCTION_SIZES, *ALLOCATOR_SIZES})
+)
+
+
+# --- the tidy table's columns ----------------------------------------------------------------
+# Declared once; every loader, the report, the CSV and the CLI derive their lists from these
+# (tests/test_registry.py fails on a hand-typed list of case columns anywhere else).
+
+# What identifies a case within a run: every harness's axes, in one order.
+CASE_AXES: tuple[str, ...] = tuple(
+    dict.fromkeys(("method", *TENSOR_AXES, *MODULE_AXES, *CUDA_TENSOR_AXES, *TRANSFER_AXES))
+)
+# The case columns of the table: the axes, and the tensor's size in bytes after its count.
+CASE_COLUMNS: tuple[str, ...] = tuple(
+    c for axis in CASE_AXES for c in ((axis, "nbytes") if axis == "numel" else (axis,))
+)
+# Where, with what and when a measurement was taken.
+RUN_COLUMNS: tuple[str, ...] = ("source", "machine", "torch_version", "env", "commit", "date")
+# The hardware beside the machine's name: CPU model, its cores, and the GPU ("none" where
+# CUDA was unavailable; None where unrecorded).
+HARDWARE_COLUMNS: tuple[str, ...] = ("cpu", "num_cpu", "gpu")
+# What was measured: the harness's benchmark and its metric (``time_tensor_copy`` ...).
+MEASUREMENT_COLUMNS: tuple[str, ...] = ("benchmark", "metric")
+# The measurement's summary; ``samples`` holds the raw per-call values where recorded.
+STATISTIC_COLUMNS: tuple[str, ...] = ("status", "median", "q25", "q75", "iqr", "n_samples", "unit")
+# The tidy table (copybench.results), one row per measurement.  ``asv_name`` is asv's own
+# name for the case, ``benchmark(param reprs)``: what ``asv run --bench`` matches, so a case
+# can be re-run exactly (None for pytest-benchmark rows).
+COLUMNS: tuple[str, ...] = (
+    *RUN_COLUMNS,
+    *MEASUREMENT_COLUMNS,
+    *CASE_COLUMNS,
+    *STATISTIC_COLUMNS,
+    "samples",
+    "asv_name",
+    *HARDWARE_COLUMNS,
+)
+# Added by ``results.load_results``: the row's spread is too wide to rank on.
+UNSTABLE = "unstable"
+# What identifies one case across harnesses and runs (a re-run supersedes it).
+CASE_KEY: tuple[str, ...] = ("machine", "torch_version", "metric", *CASE_AXES)
 
 
 def make_transfer_source(method: str, numel: int, host_memory: str) -> tuple:

@@ -57,13 +57,6 @@ DEFAULT_BUDGET = 0.1  # seconds of timed blocks per case in each process
 DEFAULT_THRESHOLD = 0.05  # a change smaller than this is "unchanged"
 BLOCK_SECONDS = 0.001
 
-# The gate selection: the copies users ask about, where wall time resolves a change on a
-# shared 2-core machine (sizes from 128 KiB, float32, contiguous), and the model copies.
-GATE_METHODS: tuple[str, ...] = ("clone", "clone_detach", "detach_clone", "copy_into")
-GATE_SIZES: tuple[int, ...] = (2**15, 2**20)
-GATE_MODULE_METHODS: tuple[str, ...] = ("deepcopy_module", "state_dict_snapshot")
-GATE_MODELS: tuple[str, ...] = ("1e6x8",)
-
 
 @dataclass
 class Side:
@@ -91,7 +84,17 @@ def gate_cases(
 ) -> list[dict[str, Any]]:
     """Case specs (JSON-able) for the gate: tensor cases, requires_grad both ways,
     contiguous, CPU, 1 thread; module cases on the CPU.  Defaults: the gate selection."""
-    from .cases import DEFAULT_THREADS, MODELS, SIZES, CaseError
+    from .cases import (
+        DEFAULT_THREADS,
+        GATE_METHODS,
+        GATE_MODELS,
+        GATE_MODULE_METHODS,
+        GATE_SIZES,
+        SIZES,
+        CaseError,
+        check_model,
+        check_size,
+    )
     from .methods import get_method
 
     methods = methods or [*GATE_METHODS, *GATE_MODULE_METHODS]
@@ -100,8 +103,7 @@ def gate_cases(
         m = get_method(name)
         if m.kind == "tensor":
             for numel in sizes or GATE_SIZES:
-                if numel not in SIZES:
-                    raise CaseError(f"size {numel} is not in the grid")
+                check_size(numel, SIZES)
                 for grad in (False, True):
                     out.append(
                         {
@@ -112,8 +114,7 @@ def gate_cases(
                     )
         elif m.kind == "module":
             for model in models or GATE_MODELS:
-                if model not in MODELS:
-                    raise CaseError(f"unknown model {model!r}")
+                check_model(model)
                 out.append({"kind": "module", "args": [name, model, "cpu"], "threads": 1})
         else:
             raise CaseError(f"{name!r} is a device transfer: the gate times CPU copies")
@@ -135,8 +136,8 @@ def measure_process(spec: dict[str, Any]) -> dict[str, Any]:
     """Every case of ``spec``, in this process: per-call seconds of each timed block."""
     import torch
 
-    from .bench import prepare_module_case, prepare_tensor_case, slowed_down_methods
     from .cases import CaseError
+    from .prepare import prepare_module_case, prepare_tensor_case, slowed_down_methods
     from .timing import time_block
 
     out: dict[str, Any] = {
@@ -230,8 +231,8 @@ def count_sides(base: Side, head: Side, cases: list[dict[str, Any]]) -> dict[str
     :mod:`copybench.instructions`); the rounds of wall time are over by then."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .cases import DEFAULT_THREADS, TensorCase
-    from .instructions import INSTRUCTION_SIZES, count_instructions
+    from .cases import DEFAULT_THREADS, INSTRUCTION_SIZES, TensorCase
+    from .instructions import count_instructions
 
     methods = instruction_methods(cases)
     if not methods:

@@ -37,17 +37,23 @@ from typing import Any, TextIO
 
 import torch
 
-from .cases import HOST_MEMORY, MODELS, check_device, nbytes
+from .cases import (
+    BANDWIDTH_METHODS,
+    BANDWIDTH_NUMEL,
+    GPU_OVERHEAD_SIZES,
+    H2D_METHODS,
+    HOST_MEMORY,
+    MODELS,
+    PAIRS,
+    PEAK_METHODS,
+    PEAK_MODEL,
+    TRANSFER_NUMEL,
+    check_device,
+    nbytes,
+)
 from .timing import cuda_event_block, cuda_peak_bytes, time_block
 
-BANDWIDTH_NUMEL = 2**26  # 256 MiB of float32: far beyond any L2, bandwidth-bound
-BANDWIDTH_METHODS = ("clone", "copy_into")
-OVERHEAD_NUMELS = (2**10, 2**20)  # 4 KiB (launch- and host-bound) and 4 MiB
 OVERHEAD_TIMERS = ("events", "sync")
-TRANSFER_NUMEL = 2**24  # 64 MiB of float32
-H2D_METHODS = ("copy_h2d", "copy_h2d_nonblocking", "to_device", "to_device_nonblocking")
-PEAK_MODEL = max(MODELS.values(), key=lambda s: s.n_params).name
-PEAK_METHODS = ("deepcopy_module", "load_state_dict_existing", "state_dict_snapshot")
 DEFAULT_PROCESSES = 6
 # Seconds of paired measurement per size and timer in each process.
 OVERHEAD_BUDGET = 0.3
@@ -133,8 +139,8 @@ def _host_seconds(call: Any, device: str) -> list[float]:
 
 def measure_process(spec: dict[str, Any]) -> dict[str, Any]:
     """Every figure once, in this process (a worker of :func:`measure`)."""
-    from .bench import prepare_module_case, prepare_tensor_case, prepare_transfer_case
-    from .paired import PAIRS, paired_overhead, prepare_tensor_pair
+    from .paired import paired_overhead, prepare_tensor_pair
+    from .prepare import prepare_module_case, prepare_tensor_case, prepare_transfer_case
 
     check_device("cuda")
     out: dict[str, Any] = {"gpu": torch.cuda.get_device_name(0), "pid": os.getpid()}
@@ -145,7 +151,7 @@ def measure_process(spec: dict[str, Any]) -> dict[str, Any]:
     del case
     base, head = PAIRS["tracked_clone"]
     out["overhead"] = {}
-    for numel in OVERHEAD_NUMELS:
+    for numel in GPU_OVERHEAD_SIZES:
         for timer in OVERHEAD_TIMERS:
             pair = prepare_tensor_pair(
                 base, head, numel, "float32", True, "contiguous", "cuda", 1,

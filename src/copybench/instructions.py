@@ -44,10 +44,8 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-# Small tensors, where host overhead dominates: 32 and 1,024 elements (128 B and 4 KiB).
-INSTRUCTION_SIZES: tuple[int, ...] = (2**5, 2**10)
-# The statements counted: registry names (tracked and untracked clone by default).
-INSTRUCTION_METHODS: tuple[str, ...] = ("clone_detach", "detach_clone")
+from .cases import INSTRUCTION_METHODS, INSTRUCTION_SIZES
+
 DEFAULT_CALLS = 200
 DEFAULT_ROUNDS = 3
 _NOOP = "__noop__"

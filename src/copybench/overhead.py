@@ -28,8 +28,9 @@ from .progress import Progress, note
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``overhead`` and ``noise-study`` subcommands."""
+    from .cases import OVERHEAD_SIZES
     from .cli import add_command
-    from .paired import DEFAULT_BUDGET, OVERHEAD_SIZES
+    from .paired import DEFAULT_BUDGET
 
     s = add_command(
         sub,
@@ -137,8 +138,7 @@ def _common(s: argparse.ArgumentParser, sizes: tuple[int, ...], budget: float) -
 
 
 def _sizes(values: list[str] | None, default: tuple[int, ...]) -> list[int]:
-    from .cases import SIZES
-    from .paired import OVERHEAD_SIZES
+    from .cases import OVERHEAD_SIZES, SIZES
 
     known = sorted(set(SIZES) | set(OVERHEAD_SIZES))
     if not values:
@@ -244,8 +244,8 @@ def measure_sizes(
 
 def instruction_rows(sizes: list[int], dtype: str) -> list[dict[str, Any]]:
     """Instructions per call of the tracked and untracked clone, and their difference."""
+    from .cases import PAIRS
     from .instructions import ValgrindUnavailable, count_instructions
-    from .paired import PAIRS
 
     base, head = PAIRS["tracked_clone"]
     try:
@@ -271,8 +271,7 @@ def instruction_rows(sizes: list[int], dtype: str) -> list[dict[str, Any]]:
 
 
 def cmd_overhead(args: argparse.Namespace) -> int:
-    from .instructions import INSTRUCTION_SIZES
-    from .paired import OVERHEAD_SIZES
+    from .cases import INSTRUCTION_SIZES, OVERHEAD_SIZES
 
     if args.instructions:
         sizes = _check(args, INSTRUCTION_SIZES)
@@ -344,7 +343,8 @@ def _child(argv: list[str]) -> int:
     p.add_argument("--affinity")
     p.add_argument("--paired-first", type=int)
     a = p.parse_args(argv)
-    from .paired import PAIRS, measure_independent, paired_overhead, prepare_tensor_pair
+    from .cases import PAIRS
+    from .paired import measure_independent, paired_overhead, prepare_tensor_pair
 
     _affinity(a.affinity)
     base, head = PAIRS["tracked_clone"]
@@ -471,7 +471,7 @@ def noise_study(
 
 
 def cmd_noise_study(args: argparse.Namespace) -> int:
-    from .paired import OVERHEAD_SIZES
+    from .cases import OVERHEAD_SIZES
 
     sizes = _check(args, OVERHEAD_SIZES)
     if args.processes < 2:
@@ -526,7 +526,7 @@ def _instruction_repeats(n: int, dtype: str, log: TextIO | None) -> dict[str, An
     if n <= 0:
         return None
     from . import stats
-    from .instructions import INSTRUCTION_SIZES
+    from .cases import INSTRUCTION_SIZES
 
     repeats = []
     with Progress("copybench noise-study: instruction counts, Valgrind run", n, log) as progress:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import stats
-from .cases import DEFAULT_THREADS, dtype_of, make_model, make_tensor
+from .cases import DEFAULT_THREADS, PAIRS, dtype_of, make_model, make_tensor
 from .methods import get_method
 from .timing import resolve_threads, set_threads, synchronized, time_block, warm_up
 
@@ -46,23 +46,6 @@ if TYPE_CHECKING:
     from .progress import Progress
 
 BlockTimer = Callable[[Callable[[], Any], int, str], float]
-
-# The sub-grid of the overhead measurements: 4 KiB (host overhead dominates), 256 KiB (in
-# cache), 4 MiB (memory traffic and the allocator's mmap threshold) of float32.
-OVERHEAD_SIZES: tuple[int, ...] = (2**10, 2**16, 2**20)
-# Thread counts where they matter (large copies are split across threads): one, and every
-# core the process may use, resolved when the case is prepared and recorded with the result.
-THREADS: tuple[int | str, ...] = (1, "all")
-# Modules for "deepcopy vs state_dict snapshot": few large tensors and many small ones.
-OVERHEAD_MODELS: tuple[str, ...] = ("1e6x8", "1e6x512")
-
-# The pairs users ask about, (base, head): the overhead reported is head over base.
-PAIRS: dict[str, tuple[str, str]] = {
-    "tracked_clone": ("detach_clone", "clone_detach"),
-    "clone_vs_copy_into": ("copy_into", "clone"),
-    "deepcopy_vs_snapshot": ("state_dict_snapshot", "deepcopy_module"),
-    "deepcopy_vs_load_state_dict": ("load_state_dict_existing", "deepcopy_module"),
-}
 
 BLOCK_SECONDS = 0.002
 # Sources a tensor pair rotates over (see prepare_tensor_pair), within this many bytes.

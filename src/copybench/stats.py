@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,23 @@ def relative_iqr(samples: Sequence[float]) -> float:
 
 
 def summarize(samples: Sequence[float]) -> dict[str, float]:
+    """Median, IQR and count of one set of samples."""
     return {"median": median(samples), "iqr": iqr(samples), "n": len(samples)}
+
+
+def summarize_modes(samples: Sequence[float]) -> dict[str, Any]:
+    """:func:`summarize`, plus the fast/slow split (:func:`split_modes`) and the
+    instability flag: for single-call timings that flip between two modes, such as a large
+    allocation served from the heap one call and by ``mmap`` the next."""
+    modes = split_modes(samples)
+    return {
+        **summarize(samples),
+        "bimodal": modes.bimodal,
+        "slow_fraction": modes.slow_fraction,
+        "fast_median": modes.fast_median,
+        "slow_median": modes.slow_median,
+        "unstable": is_unstable(samples),
+    }
 
 
 def median_ci(samples: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:

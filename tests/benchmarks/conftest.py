@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from copybench.bench import slowed_down_methods
+from copybench.prepare import slowed_down_methods
 
 
 def _git_hash() -> str | None:

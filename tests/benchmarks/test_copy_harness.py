@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import torch
 
-from copybench.bench import prepare_module_case, prepare_tensor_case, prepare_transfer_case
 from copybench.cases import (
+    OVERHEAD_SIZES,
+    PAIRS,
     TRANSFER_AXES,
     CaseError,
     ModuleCase,
@@ -26,7 +27,8 @@ from copybench.methods import (
     tensor_method_names,
     transfer_method_names,
 )
-from copybench.paired import OVERHEAD_SIZES, PAIRS, paired_overhead, prepare_tensor_pair
+from copybench.paired import paired_overhead, prepare_tensor_pair
+from copybench.prepare import prepare_module_case, prepare_tensor_case, prepare_transfer_case
 from copybench.results import format_bytes
 from copybench.timing import calls_for, cuda_event_seconds, cuda_sync_seconds
 
@@ -56,7 +58,7 @@ def _run(
         prepared = prepare(*astuple(case))
     except CaseError as e:
         pytest.skip(str(e))
-    run = prepared.run  # already doubled for a method in COPYBENCH_SLOW_DOWN (bench.py)
+    run = prepared.run  # already doubled for a method in COPYBENCH_SLOW_DOWN (prepare.py)
     size = case.model if isinstance(case, ModuleCase) else format_bytes(prepared.nbytes)
     measure.group = _group(case.method, size)
     measure.extra_info.update(

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..cases import MODELS
+from ..cases import HEADLINE_BYTES, MODELS, PAIRS, ROOF, TRACKED, UNTRACKED
 from ..methods import METHODS
 from ..stats import UNSTABLE_RELATIVE_IQR
 from . import table
 from .plots import fmt_bytes, fmt_seconds
-from .table import HEADLINE_BYTES
 
 
 @dataclass(frozen=True)
@@ -95,8 +94,8 @@ def paired_findings(paired: pd.DataFrame, multi: bool = False) -> list[Finding]:
             n = int(at["workers"])
             text = (
                 f"At {fmt_bytes(at['nbytes'])} (float32, contiguous, source requires grad"
-                f"{where}), {_code(table.TRACKED)} {cost_text(at)} than "
-                f"{_code(table.UNTRACKED)}: paired, interleaved, in {n} fresh processes; its "
+                f"{where}), {_code(TRACKED)} {cost_text(at)} than "
+                f"{_code(UNTRACKED)}: paired, interleaved, in {n} fresh processes; its "
                 f"control (no grad) {_pct(at['control_low_pct'], at['control_high_pct'])}."
             )
             resolved = [is_resolved(r) for _, r in t.iterrows()]
@@ -113,7 +112,7 @@ def paired_findings(paired: pd.DataFrame, multi: bool = False) -> list[Finding]:
             parts = [f"at {fmt_bytes(r['nbytes'])} {cost_text(r)}" for _, r in c.iterrows()]
             out.append(
                 Finding(
-                    f"{_code('clone')} against {_code(table.ROOF)} into a buffer that already "
+                    f"{_code('clone')} against {_code(ROOF)} into a buffer that already "
                     f"exists (float32{where}): " + "; ".join(parts) + "."
                 )
             )
@@ -142,16 +141,16 @@ def _roof(times: pd.DataFrame, multi: bool) -> list[Finding]:
     out = []
     t = times[(times["layout"] == "contiguous") & (~times["requires_grad"])]
     for (machine, device, dtype), g in t.groupby(["machine", "device", "dtype"], sort=False):
-        roof = g[g["method"] == table.ROOF]
+        roof = g[g["method"] == ROOF]
         if roof.empty:
             continue
         peak = roof.loc[roof["bandwidth"].idxmax()]
         biggest = g["nbytes"].max()
         at = g[(g["nbytes"] == biggest) & g["method"].isin(table.copying_methods())]
-        ref = at[at["method"] == table.ROOF]
-        others = at[at["method"] != table.ROOF]
+        ref = at[at["method"] == ROOF]
+        others = at[at["method"] != ROOF]
         text = (
-            f"{_code(table.ROOF)} into a preallocated buffer peaks at "
+            f"{_code(ROOF)} into a preallocated buffer peaks at "
             f"{peak['bandwidth'] / 1e9:.3g} GB/s ({fmt_bytes(peak['nbytes'])}, {dtype}, "
             f"{_where(machine, device, multi)}; its time {_spread(peak)})."
         )
@@ -160,7 +159,7 @@ def _roof(times: pd.DataFrame, multi: bool) -> list[Finding]:
             r = ref.iloc[0]
             text += (
                 f" At {fmt_bytes(biggest)}, {_code(slow['method'])} took {_spread(slow)} "
-                f"where {_code(table.ROOF)} took {_spread(r)} "
+                f"where {_code(ROOF)} took {_spread(r)} "
                 f"({slow['median'] / r['median']:.1f}× the median)"
             )
             # Stated only where the quartiles keep the two apart by the 1.5× it claims.
@@ -315,7 +314,6 @@ def _caveat(method: str, semantics: list[dict] | str) -> str:
 def decisions(paired: pd.DataFrame, semantics: list[dict] | str) -> list[Decision]:
     """The decision table, from the paired comparisons: for each situation, the side that
     costs less wherever the CIs resolve a difference (both, where they never do)."""
-    from ..paired import PAIRS
 
     out = []
     if paired is None or paired.empty:

@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from ..cases import ROOF, TRACKED, UNTRACKED
 from ..methods import METHODS, module_method_names, tensor_method_names
 from . import table
 
@@ -173,14 +174,14 @@ def _per_method(times: pd.DataFrame, title: str, y: str, ylabel: str) -> Figure:
                 lo = 2 * g["nbytes"] / g["q75"]
                 hi = 2 * g["nbytes"] / g["q25"]
             style = _style(method)
-            if method == table.ROOF and y == "bandwidth":
+            if method == ROOF and y == "bandwidth":
                 style.update(color="black", linewidth=3, linestyle="--", zorder=5)
                 label = f"roof: {_label(method)}"
             else:
                 label = _label(method)
             _errorbar(ax, x, vals, lo, hi, method, label=label, **style)
-        if y == "bandwidth" and table.ROOF in set(d["method"]):
-            peak = d.loc[d["method"] == table.ROOF, "bandwidth"].max()
+        if y == "bandwidth" and ROOF in set(d["method"]):
+            peak = d.loc[d["method"] == ROOF, "bandwidth"].max()
             ax.axhline(peak, color="black", linewidth=0.8, linestyle=":")
             ax.annotate(
                 f"copy_into peak {peak / 1e9:.3g} GB/s",
@@ -438,7 +439,7 @@ def all_plots(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> Iterator[
                 "copy. Dashed: the control, the same two statements on a source that does not "
                 "require grad (both then do the same work): it should hug zero.",
                 paired_overhead(pt, f"Tracked-clone overhead, paired{where}"),
-                [table.TRACKED, table.UNTRACKED],
+                [TRACKED, UNTRACKED],
                 machine,
                 "cpu",
             )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..cases import HEADLINE_BYTES, PAIRS
 from ..methods import METHODS, module_method_names, tensor_method_names
 
 # What identifies one case, across harnesses and runs.
@@ -31,12 +32,6 @@ CASE_KEYS = [
     "host_memory",
 ]
 
-# The headline pair: the tracked clone and the untracked one.
-TRACKED, UNTRACKED = "clone_detach", "detach_clone"
-# The size the headline sentence is stated at: 4 KiB, where per-call overhead dominates.
-HEADLINE_BYTES = 4096
-# The bandwidth roof: copy into a preallocated, touched buffer.
-ROOF = "copy_into"
 
 CSV_COLUMNS = [
     "source",
@@ -280,7 +275,7 @@ def beside_control(paired: pd.DataFrame, pair: str) -> pd.DataFrame:
 @dataclass(frozen=True)
 class Family:
     """Headline cases drawn in one trend plot and listed together across machines: the
-    methods of the report's paired comparisons (:data:`copybench.paired.PAIRS`) of one kind,
+    methods of the report's paired comparisons (:data:`copybench.cases.PAIRS`) of one kind,
     on one case, on the CPU.  ``pair`` is the paired comparison a trend draws below."""
 
     slug: str
@@ -324,7 +319,6 @@ def headline_families() -> list[Family]:
     is about, the same source for every line); the reference model at the centre of both
     module sweeps (:func:`model_sweeps`)."""
     from ..cases import MODELS, SIZES, nbytes
-    from ..paired import PAIRS
     from ..results import format_bytes
 
     paired = {m for pair in PAIRS.values() for m in pair}
