@@ -10,8 +10,8 @@
 # made by scripts/gpu_wheels.sh), copybench from this working tree without dependencies,
 # all into a private folder on PYTHONPATH that is removed afterwards: the interpreter's own
 # packages stay as they are.  The tree need not be a git checkout.
-# Then `copybench gpu-check OUTPUT_DIR` runs the steps, each with its own time limit, all
-# within COPYBENCH_GPU_DEADLINE seconds (default 480).
+# Then `copybench gpu-check OUTPUT_DIR` writes versions.txt and runs the steps, each with its
+# own time limit, all within COPYBENCH_GPU_DEADLINE seconds (default: its --deadline's).
 # Exit status: 0 all steps ended well; 1 a step failed or ran out of time; 2 bad input,
 # no usable interpreter or wheel, or no CUDA GPU (one line on stderr).
 set -euo pipefail
@@ -74,14 +74,10 @@ if ! "$py" -m pip install -q --no-index --no-deps --no-build-isolation --target 
   echo "gpu_check: could not install copybench from this tree (see $out/install.log)" >&2
   exit 2
 fi
-"$py" - "$wheels" "$site" <<'PY' | tee "$out/versions.txt"
-import importlib.metadata as md, pathlib, sys, torch
-wheels, site = sys.argv[1], pathlib.Path(sys.argv[2])
-print(f"python {sys.version.split()[0]} at {sys.executable}; torch {torch.__version__}")
-for d in sorted(p.name for p in site.glob("*.dist-info")):
-    print(f"installed from {'this tree' if d.startswith('copybench-') else wheels}: {d[:-10]}")
-PY
+# The rest is the library's: versions.txt (what came from where), then the steps.
+args=("$out" --installed "$site" --wheels "$wheels")
+[ -z "${COPYBENCH_GPU_DEADLINE:-}" ] || args+=(--deadline "$COPYBENCH_GPU_DEADLINE")
 # Not exec: the trap must still remove the private folder.
 rc=0
-"$py" -m copybench gpu-check "$out" --deadline "${COPYBENCH_GPU_DEADLINE:-480}" || rc=$?
+"$py" -m copybench gpu-check "${args[@]}" || rc=$?
 exit $rc

@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from copybench.allocator import (
-    REMEDIES,
     bind_op,
     measure_remedy,
     prepare_op,
     sample_seconds,
 )
-from copybench.cases import ALLOCATOR_OPS, CaseError
+from copybench.cases import ALLOCATOR_OPS, REMEDIES, CaseError
 from copybench.stats import summarize_modes
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from copybench.asvrun import Selection, bench_regexes, config_copy
+from copybench.asvrun import Selection, asv_command, bench_regexes, config_copy
 from copybench.results import ENV_SUFFIX, load_asv
 
 
@@ -106,6 +107,22 @@ def test_run_writes_results_and_says_where(small_run):
     machine = json.loads((results / "bench-box-1" / "machine.json").read_text())
     assert machine["machine"] == "bench-box-1" and machine["num_cpu"] == str(os.cpu_count())
     assert side["machine"] == "bench-box-1" and side["cores"] == os.cpu_count() and side["cpu"]
+
+
+def test_run_runs_the_command_line_asvrun_builds(small_run):
+    # The one builder of `asv run` command lines, which the GPU check's asv steps use too
+    # (tests/test_gpu_check.py): the line is echoed before asv's output.
+    results, r = small_run
+    path = Path(r.stdout.strip().splitlines()[-1].rsplit(" ", 1)[-1])
+    sel = Selection(
+        methods=["clone_detach", "detach_clone", "state_dict_snapshot", "deepcopy_module"],
+        sizes=[1024],
+        models=["1e4x8"],
+    )
+    commit = json.loads(path.read_text())["commit_hash"]
+    config = (results.parent / "asv.conf.json").resolve()
+    cmd = asv_command(config, "bench-box-1", commit, bench_regexes(sel), quick=True)
+    assert f"$ {shlex.join(cmd)}" in r.stdout.splitlines()
 
 
 @pytest.mark.parametrize("name", ["a/b", ".hidden", " "])

@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 import torch
 
 from copybench import gpucheck
-from copybench.gpu import format_figures
+from copybench.asvrun import MACHINE_VAR, asv_command
+from copybench.report.gpu_figures import format_figures
+from copybench.results import ENV_SUFFIX, load_asv
+from copybench.workers import run_bounded
 
 ROOT = Path(__file__).resolve().parents[1]
 PY_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -148,6 +156,86 @@ def test_results_are_filed_under_a_snapshot_of_a_tree_without_history(tmp_path):
         check=True,
     ).stdout
     assert "snapshot" in shown and "src/copybench/gpu.py" in shown
+
+
+# One CPU case: the asv step's code path, without a GPU.
+CPU_CASE = (
+    r"bench_tensor_copy\.TensorCopy\.time_tensor_copy\('clone', 1024, 'float32', False, "
+    r"'contiguous', 'cpu', 1\)"
+)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_asv_step_runs_what_copybench_run_runs_and_writes_the_sidecar(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv(MACHINE_VAR, "gpu-check-box")
+    check = gpucheck.Check(tmp_path, deadline=600)
+    gpucheck.asv_steps(check, ROOT, {"cpu": [CPU_CASE]}, devices=("cpu",))
+    (step,) = check.steps
+    log = check.log(step).read_text()
+    assert (step.name, step.status) == ("asv-cpu", "ok"), (step.detail, log[-3000:])
+    machine = tmp_path / "results" / "gpu-check-box"
+    (results,) = (p for p in machine.glob("*.json") if p.name != "machine.json")
+    side = json.loads(results.with_name(results.name + ENV_SUFFIX).read_text())
+    assert side["torch_version"] == torch.__version__ and side["machine"] == "gpu-check-box"
+    assert side["cores"] == os.cpu_count() and side["cpu"]
+    # The command line in the step's log is asvrun's, the one `copybench run` runs
+    # (tests/test_asv_suite.py): raw samples recorded, the chunk's regex, rounds=1.
+    commit = json.loads(results.read_text())["commit_hash"]
+    config = (tmp_path / "asv" / "asv.conf.json").resolve()
+    cmd = asv_command(config, "gpu-check-box", commit, [CPU_CASE], extra=gpucheck.ASV_EXTRA)
+    assert f"$ {shlex.join(cmd)}" in log.splitlines()
+    ok = load_asv(tmp_path / "results").query("status == 'ok'")
+    assert len(ok) == 1 and ok.n_samples.iloc[0] > 1
+
+
+def _processes_with(mark: str) -> list[int]:
+    found = []
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            if mark.encode() in (p / "cmdline").read_bytes():
+                found.append(int(p.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds processes in /proc")
+def test_an_asv_step_out_of_time_leaves_nothing_asv_started_behind():
+    # asv starts its benchmark server as asv.util.check_output starts this sleeper: in a
+    # process group of its own, which killing asv's group does not reach; run_bounded (which
+    # runs every asv step) must kill it all the same.
+    mark = f"copybench-test-{uuid.uuid4().hex}"
+    sleeper = f"import time; time.sleep(120)  # {mark}"
+    asv_like = [
+        sys.executable,
+        "-c",
+        f"import sys; from asv import util; util.check_output([sys.executable, '-c', {sleeper!r}])",
+    ]
+    outcome: list[BaseException] = []
+
+    def bounded() -> None:
+        try:
+            run_bounded(asv_like, 10)
+        except BaseException as e:  # noqa: BLE001 - handed to the test's thread
+            outcome.append(e)
+
+    runner = threading.Thread(target=bounded)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 9
+        while not (started := _processes_with(mark)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started, "the sleeper did not start"
+        # Its own group: the case the group kill alone misses.
+        assert os.getpgid(started[0]) == started[0]
+    finally:
+        runner.join()
+        left = _processes_with(mark)
+        for pid in left:  # so that a failure leaves nothing behind either
+            os.kill(pid, signal.SIGKILL)
+    assert [type(e) for e in outcome] == [subprocess.TimeoutExpired]
+    assert left == []
 
 
 def test_figures_format_from_a_real_run():

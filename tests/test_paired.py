@@ -11,6 +11,7 @@ import torch
 from copybench import stats
 from copybench.cases import PAIRS
 from copybench.cli import main
+from copybench.noise import STUDY_METHODS
 from copybench.paired import (
     PairedResult,
     combine_workers,
@@ -188,16 +189,33 @@ def test_bad_input_exits_2_with_one_line(argv, capsys):
     assert err.startswith("copybench: ") and err.count("\n") == 1
 
 
-def test_noise_study_runs_fresh_processes(capsys):
-    # One worker (measured in this process): the spread over workers is
-    # test_workers_pool_quads_from_fresh_processes's; the study's own fresh processes
-    # (one per repetition) still run.
+def test_noise_study_runs_fresh_processes(capsys, tmp_path):
+    # One worker: the spread over workers is test_workers_pool_quads_from_fresh_processes's;
+    # the study's own fresh processes (one per repetition and method) still run.  The table
+    # goes to stdout, the JSON to --out (what scripts/noise_study.sh keeps).
+    out = tmp_path / "noise-study.json"
     argv = ["noise-study", "--processes", "2", "--sizes", "1024", "--budget", "0.05"]
-    assert main([*argv, "--workers", "1", "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)["overhead"]
+    assert main([*argv, "--workers", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    (row,) = json.loads(out.read_text())["overhead"]
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left
+    assert f"full results in {out}" in printed.err
     assert row["workers"] == 1
-    for method in ("paired", "paired_one_process", "independent"):
+    lines = printed.out.splitlines()
+    for method, label in STUDY_METHODS.items():
         assert len(row[method]["estimates_pct"]) == 2
         assert row[method]["spread_pts"] >= 0
+        # The table prints what the JSON holds: min, median, max and spread.
+        (line,) = [x for x in lines if label.format(workers=1) in x]
+        figures = [row[method][k] for k in ("min_pct", "median_pct", "max_pct", "spread_pts")]
+        assert line.split()[-4:] == [f"{v:.1f}" for v in figures]
+    longest = row["paired"]["max_measured_s"]
+    assert f"copybench overhead measured for at most {longest:.3f} s per size" in lines
     assert row["paired"]["median_pct"] > 5
-    assert 0 < row["paired"]["max_measured_s"] < 1
+    assert 0 < longest < 1
+
+
+def test_noise_study_into_a_missing_folder_is_bad_input(capsys, tmp_path):
+    assert main(["noise-study", "--out", str(tmp_path / "missing" / "ns.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("copybench: cannot write ") and err.count("\n") == 1

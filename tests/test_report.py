@@ -84,7 +84,8 @@ PAIRED = {
 
 
 def _store_paired(results: Path) -> None:
-    from copybench.paired import comparisons, measure_comparisons, write_paired
+    from copybench.asvrun import write_paired
+    from copybench.paired import comparisons, measure_comparisons
 
     wanted = [
         c

@@ -162,3 +162,15 @@ def test_process_verdicts():
     assert stats.process_verdict(aa, 1, p=aa.p) == "not significant"
     with pytest.raises(ValueError):
         stats.paired_process_change([1.0], [1.0, 2.0])
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.9, 0.95, 0.99, 0.999])
+def test_median_ci_order_statistics_are_scipys_binomial_quantiles(confidence):
+    """median_ci finds its order statistics in integer arithmetic; they must be the ones
+    scipy's binomial quantiles give (the definition they replace)."""
+    from scipy.stats import binom
+
+    q = (1 - confidence) / 2
+    for n in [*range(1, 600), 1999, 2000, 4097, stats.EXACT_BINOMIAL_N]:
+        expected = (int(binom.ppf(q, n, 0.5)), int(binom.isf(q, n, 0.5)))
+        assert stats._binomial_half_quantiles(n, q) == expected, n

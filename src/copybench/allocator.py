@@ -19,28 +19,12 @@ fresh process whose environment fixes the allocator's behaviour before it starts
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .cases import ALLOCATOR_OPS, ALLOCATOR_SIZES, CaseError
+from .cases import ALLOCATOR_OPS, ALLOCATOR_SIZES, REMEDIES, CaseError
 
-_MIB = 1 << 20
-# Environments for a fresh process (glibc's tunables).  Setting the mmap threshold fixes it
-# (no dynamic adjustment) at glibc's maximum, so blocks up to 32 MiB come from the heap; the
-# top pad then keeps freed memory at the top of the heap instead of trimming it back to the
-# kernel, so the next clone finds its pages resident.
-REMEDIES: dict[str, dict[str, str]] = {
-    "default": {},
-    "mmap_threshold": {"MALLOC_MMAP_THRESHOLD_": str(32 * _MIB)},
-    "mmap_threshold_top_pad": {
-        "MALLOC_MMAP_THRESHOLD_": str(32 * _MIB),
-        "MALLOC_TOP_PAD_": str(256 * _MIB),
-    },
-}
 _GLIBC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_TRIM_THRESHOLD_")
 
 DEFAULT_SAMPLES = 60
@@ -87,36 +71,31 @@ def measure_remedy(
 ) -> dict[tuple[str, int], list[float]]:
     """Single-call timings of each op and size in a fresh process under ``remedy``'s
     environment.  The glibc variables are read once, when the process starts, so the
-    only way to compare them is a process each; inherited ones are cleared first."""
+    only way to compare them is a process each; inherited ones are cleared first.
+    A worker that fails or runs past ``timeout`` seconds raises WorkerError."""
+    from .workers import run_worker
 
     if remedy not in REMEDIES:
         raise CaseError(f"unknown remedy {remedy!r}; known: {', '.join(REMEDIES)}")
     env = {k: v for k, v in os.environ.items() if k not in _GLIBC_VARS}
     env.update(REMEDIES[remedy])
     spec = {"ops": list(ops), "sizes": [int(s) for s in sizes], "n": n}
-    proc = subprocess.run(
-        [sys.executable, "-m", "copybench.allocator", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-    if proc.returncode:
-        raise RuntimeError(f"allocator child failed: {proc.stderr.strip()[-500:]}")
-    out = json.loads(proc.stdout)
+    out = run_worker("copybench.allocator", spec, env=env, timeout=timeout)
     return {(r["op"], r["numel"]): r["samples"] for r in out}
 
 
-def _child(spec: dict) -> int:
+def _worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The process of :func:`measure_remedy`: every size and op of ``spec``."""
     results = []
     for numel in spec["sizes"]:
         for op in spec["ops"]:
             fn, x = prepare_op(op, numel)
             results.append({"op": op, "numel": numel, "samples": sample_seconds(fn, spec["n"])})
             del fn, x
-    print(json.dumps(results))
-    return 0
+    return results
 
 
 if __name__ == "__main__":
-    sys.exit(_child(json.loads(sys.argv[1])))
+    from .workers import worker_main
+
+    worker_main(_worker)

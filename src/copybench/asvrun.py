@@ -8,24 +8,29 @@ selection translated from copybench's vocabulary (methods, sizes, devices ...) i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from .cases import (
     CUDA_TENSOR_AXES,
-    DTYPES,
-    GPU_SIZES,
-    MODELS,
     MODULE_AXES,
+    SUITE_SIZES,
     TENSOR_AXES,
     TRANSFER_AXES,
     CaseError,
     check_device,
+    check_model,
+    check_size,
+    dtype_of,
 )
 from .methods import METHODS, get_method
 from .prepare import slowed_down_methods
@@ -46,27 +51,27 @@ OTHER_CPU_BENCH = r"^(?!bench_tensor_copy\.|bench_module_copy\.|bench_cuda\.|ben
 class Selection:
     """What to run; an empty list means every value of that axis."""
 
-    methods: list[str] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)
-    dtypes: list[str] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)
-    devices: list[str] = field(default_factory=lambda: ["cpu"])
+    methods: list[str] = field(default_factory=list, metadata={"axis": "method"})
+    sizes: list[int] = field(default_factory=list, metadata={"axis": "numel"})
+    dtypes: list[str] = field(default_factory=list, metadata={"axis": "dtype"})
+    models: list[str] = field(default_factory=list, metadata={"axis": "model"})
+    devices: list[str] = field(default_factory=lambda: ["cpu"], metadata={"axis": "device"})
+
+    def by_axis(self) -> dict[str, list]:
+        """The chosen values keyed by the case axis (cases.CASE_AXES) each field narrows."""
+        return {f.metadata["axis"]: getattr(self, f.name) for f in fields(self)}
 
     def validate(self) -> None:
         """Raise CaseError / UnknownMethodError for anything outside the grid or machine."""
         for m in self.methods:
             if get_method(m).kind == "transfer":
                 check_device("cuda")
-        sizes = sorted({*TENSOR_AXES["numel"], *GPU_SIZES})
         for s in self.sizes:
-            if s not in sizes:
-                raise CaseError(f"size {s} is not in the grid; known: {', '.join(map(str, sizes))}")
+            check_size(s, SUITE_SIZES)
         for d in self.dtypes:
-            if d not in DTYPES:
-                raise CaseError(f"unknown dtype {d!r}; known: {', '.join(DTYPES)}")
+            dtype_of(d)
         for m in self.models:
-            if m not in MODELS:
-                raise CaseError(f"unknown model {m!r}; known: {', '.join(MODELS)}")
+            check_model(m)
         for d in self.devices:
             check_device(d)
 
@@ -102,13 +107,9 @@ def bench_regexes(sel: Selection) -> list[str]:
     want_transfer = bool(kinds["transfer"]) or (
         cuda and not sel.methods and not sel.models and not sel.dtypes
     )
-    tensor = {
-        "method": kinds["tensor"],
-        "numel": sel.sizes,
-        "dtype": sel.dtypes,
-        "device": sel.devices,
-    }
-    module = {"method": kinds["module"], "model": sel.models, "device": sel.devices}
+    # A benchmark's regex reads only the axes it has (_param_regex).
+    tensor = {**sel.by_axis(), "method": kinds["tensor"]}
+    module = {**sel.by_axis(), "method": kinds["module"]}
     out = []
     if want_tensor:
         out.append(_param_regex(TENSOR_BENCH, ["method", *TENSOR_AXES], tensor))
@@ -129,7 +130,7 @@ def bench_regexes(sel: Selection) -> list[str]:
             _param_regex(
                 TRANSFER_BENCH,
                 ["method", *TRANSFER_AXES],
-                {"method": kinds["transfer"], "numel": sel.sizes},
+                {**sel.by_axis(), "method": kinds["transfer"]},
             )
         )
     if not sel.narrowed and "cpu" in sel.devices:
@@ -201,41 +202,20 @@ def machine_name(name: str | None = None) -> str:
     return name
 
 
-def run_asv(
-    sel: Selection,
+def asv_command(
+    config: Path,
+    machine: str,
+    commit: str,
+    benches: list[str],
     quick: bool = False,
-    config: Path | None = None,
     extra: list[str] | None = None,
-    benches: list[str] | None = None,
-    commit: str | None = None,
-    timeout: float | None = None,
-    machine: str | None = None,
-) -> Path:
-    """Run the selection with asv against this interpreter; return the results file.
-
-    ``benches`` (asv ``--bench`` regexes) replaces the regexes built from ``sel``;
-    ``commit`` the checkout's HEAD as the commit the results are filed under; ``timeout``
-    bounds the run (``subprocess.TimeoutExpired``; asv saves its results only at the end);
-    ``machine`` the name the results are filed under (:func:`machine_name`).
-    """
-    sel.validate()
-    machine = machine_name(machine)
-    root = project_root()
-    config = (config or root / "asv.conf.json").resolve()
-    if not config.is_file():
-        raise FileNotFoundError(f"{config}: no such asv config")
-    asv = [sys.executable, "-m", "asv"]
-    commit = commit or head_commit(root)
-    # Record this machine's description (CPU model, cores, memory) non-interactively,
-    # under its name.
-    subprocess.run(
-        [*asv, "machine", "--yes", "--machine", machine, "--config", str(config)],
-        cwd=root,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+) -> list[str]:
+    """The ``asv run`` command line copybench runs (``copybench run``, the nightly, the GPU
+    check's asv steps): built here and nowhere else."""
     cmd = [
-        *asv,
+        sys.executable,
+        "-m",
+        "asv",
         "run",
         "--config",
         str(config),
@@ -253,19 +233,87 @@ def run_asv(
         # report's confidence intervals are computed from them.
         "--record-samples",
     ]
-    for regex in benches if benches is not None else bench_regexes(sel):
+    for regex in benches:
         cmd += ["--bench", regex]
     if quick:
         cmd.append("--quick")
-    cmd += extra or []
-    done = run_bounded(cmd, timeout, cwd=root)
-    if done.returncode:
-        raise subprocess.CalledProcessError(done.returncode, cmd)
+    return cmd + (extra or [])
+
+
+def run_asv(
+    sel: Selection,
+    quick: bool = False,
+    config: Path | None = None,
+    extra: list[str] | None = None,
+    benches: list[str] | None = None,
+    commit: str | None = None,
+    timeout: float | None = None,
+    machine: str | None = None,
+    log: Path | None = None,
+) -> Path:
+    """Run the selection with asv against this interpreter; return the results file, beside
+    which the environment sidecar is written (:func:`environment_info`, the machine).
+
+    ``benches`` (asv ``--bench`` regexes) replaces the regexes built from ``sel``;
+    ``extra`` are more ``asv run`` arguments; ``commit`` replaces the checkout's HEAD as the
+    commit the results are filed under; ``timeout`` bounds the whole call, seconds
+    (``subprocess.TimeoutExpired``, asv and everything it started killed: asv saves its
+    results only at the end); ``machine`` the name the results are filed under
+    (:func:`machine_name`); ``log`` a file that asv's output is appended to, after the
+    command line, instead of this process's stdout and stderr.
+    """
+    sel.validate()
+    machine = machine_name(machine)
+    root = project_root()
+    config = (config or root / "asv.conf.json").resolve()
+    if not config.is_file():
+        raise FileNotFoundError(f"{config}: no such asv config")
+    commit = commit or head_commit(root)
+    cmd = asv_command(
+        config, machine, commit, bench_regexes(sel) if benches is None else benches, quick, extra
+    )
+    end = None if timeout is None else time.monotonic() + timeout
+    env = dict(os.environ)
+    # asv drops PYTHONPATH from the environments it runs, "existing" ones included, unless
+    # it is also given as ASV_PYTHONPATH (the GPU check installs into a folder on it).
+    if env.get("PYTHONPATH"):
+        env.setdefault("ASV_PYTHONPATH", env["PYTHONPATH"])
+    with contextlib.ExitStack() as stack:
+        sink = None if log is None else stack.enter_context(open(log, "a"))
+
+        def run(command: list[str], **streams: Any) -> None:
+            left = None if end is None else max(end - time.monotonic(), 0.0)
+            done = run_bounded(command, left, cwd=root, env=env, **streams)
+            if done.returncode:
+                raise subprocess.CalledProcessError(done.returncode, command)
+
+        # Record this machine's description (CPU model, cores, memory) non-interactively,
+        # under its name.
+        run(
+            [sys.executable, "-m", "asv", "machine", "--yes", "--machine", machine]
+            + ["--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+        print(f"$ {shlex.join(cmd)}", file=sink or sys.stdout, flush=True)
+        run(cmd, stdout=sink, stderr=None if sink is None else subprocess.STDOUT)
     newest = _newest_results(results_dir(config) / machine)
     if newest is None:
         raise FileNotFoundError(f"asv wrote no results under {results_dir(config) / machine}")
     write_env_sidecar(newest, {**environment_info(), "machine": machine})
     return newest
+
+
+def write_paired(results_file: Path, records: list[dict[str, Any]]) -> Path:
+    """Store the comparisons beside the asv results file of the same run (as the
+    environment sidecar is), atomically; return the path."""
+    from .paired import PAIRED_FORMAT
+    from .results import PAIRED_SUFFIX, atomic_write_text
+
+    target = Path(results_file).with_name(Path(results_file).name + PAIRED_SUFFIX)
+    data = {"format": PAIRED_FORMAT, "environment": environment_info(), "comparisons": records}
+    atomic_write_text(target, json.dumps(data))
+    return target
 
 
 def head_commit(root: Path) -> str:

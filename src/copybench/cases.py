@@ -92,6 +92,11 @@ class CaseError(ValueError):
     """A case outside the grid or not runnable here; the message says which and why."""
 
 
+class UsageError(Exception):
+    """Other bad input found after parsing (a malformed option value, a missing folder);
+    reported, like CaseError, as one line with exit status 2."""
+
+
 def dtype_of(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise CaseError(f"unknown dtype {name!r}; known: {', '.join(DTYPES)}")
@@ -316,6 +321,32 @@ INSTRUCTION_METHODS: tuple[str, ...] = PAIRS["tracked_clone"][::-1]
 # 32 MiB cap) of float32, by a clone, a bare allocation and a copy into a buffer.
 ALLOCATOR_SIZES: tuple[int, ...] = (2**20, 2**24)
 ALLOCATOR_OPS: tuple[str, ...] = ("clone", "empty_like", ROOF)
+_MIB = 1 << 20
+# The allocator study runs each remedy in a fresh process with this environment.
+# Environments for a fresh process (glibc's tunables).  Setting the mmap threshold fixes it
+# (no dynamic adjustment) at glibc's maximum, so blocks up to 32 MiB come from the heap; the
+# top pad then keeps freed memory at the top of the heap instead of trimming it back to the
+# kernel, so the next clone finds its pages resident.
+REMEDIES: dict[str, dict[str, str]] = {
+    "default": {},
+    "mmap_threshold": {"MALLOC_MMAP_THRESHOLD_": str(32 * _MIB)},
+    "mmap_threshold_top_pad": {
+        "MALLOC_MMAP_THRESHOLD_": str(32 * _MIB),
+        "MALLOC_TOP_PAD_": str(256 * _MIB),
+    },
+}
+# The allocator benchmarks' axes: the op is the case's method (``empty_like`` is not a
+# copy, so it is not in the registry).
+ALLOCATOR_AXES: dict[str, tuple] = {
+    "method": ALLOCATOR_OPS,
+    "numel": ALLOCATOR_SIZES,
+    "threads": OVERHEAD_THREADS,
+}
+ALLOCATOR_REMEDY_AXES: dict[str, tuple] = {
+    "remedy": tuple(REMEDIES),
+    "method": ALLOCATOR_OPS,
+    "numel": ALLOCATOR_SIZES,
+}
 
 # The regression gate's default selection: four tensor copies at 128 KiB and 4 MiB, the two
 # model copies of the 1e6-parameter model.
@@ -340,6 +371,8 @@ H2D_METHODS: tuple[str, ...] = (
 PEAK_MODEL = max(MODELS.values(), key=lambda s: s.n_params).name
 PEAK_METHODS: tuple[str, ...] = (DEEPCOPY, "load_state_dict_existing", SNAPSHOT)
 
+# The tensor sizes of the asv suite (CPU and GPU grids): what ``copybench run --size`` takes.
+SUITE_SIZES: tuple[int, ...] = tuple(sorted({*SIZES, *GPU_SIZES}))
 # Every size some grid measures, for validating a size given on the command line.
 ALL_SIZES: tuple[int, ...] = tuple(
     sorted({*SIZES, *GPU_SIZES, *OVERHEAD_SIZES, *INSTRUCTION_SIZES, *ALLOCATOR_SIZES})
@@ -352,7 +385,17 @@ ALL_SIZES: tuple[int, ...] = tuple(
 
 # What identifies a case within a run: every harness's axes, in one order.
 CASE_AXES: tuple[str, ...] = tuple(
-    dict.fromkeys(("method", *TENSOR_AXES, *MODULE_AXES, *CUDA_TENSOR_AXES, *TRANSFER_AXES))
+    dict.fromkeys(
+        (
+            "method",
+            *TENSOR_AXES,
+            *MODULE_AXES,
+            *CUDA_TENSOR_AXES,
+            *TRANSFER_AXES,
+            *ALLOCATOR_AXES,
+            *ALLOCATOR_REMEDY_AXES,
+        )
+    )
 )
 # The case columns of the table: the axes, and the tensor's size in bytes after its count.
 CASE_COLUMNS: tuple[str, ...] = tuple(

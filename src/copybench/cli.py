@@ -16,14 +16,9 @@ import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .cases import CaseError
+from .cases import CASE_AXES, SUITE_SIZES, CaseError, UsageError, parse_size
 from .methods import UnknownMethodError
 from .workers import WorkerError
-
-
-class UsageError(Exception):
-    """Bad input found after parsing; reported as one line with exit status 2."""
-
 
 # Width of a subcommand's description paragraph in --help (the examples are kept as written).
 HELP_WIDTH = 79
@@ -48,6 +43,16 @@ def add_command(
         description=textwrap.fill(" ".join(description.split()), HELP_WIDTH),
         epilog="\n".join([heading, *(f"  {e}" for e in examples)]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _method_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this method (repeatable)",
     )
 
 
@@ -76,13 +81,7 @@ def _parser() -> argparse.ArgumentParser:
             "copybench semantics --device cuda",
         ],
     )
-    s.add_argument(
-        "--method",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="only this method (repeatable)",
-    )
+    _method_option(s)
     s.add_argument(
         "--device", default="cpu", help="where the probed tensors and models live (cpu, cuda)"
     )
@@ -119,13 +118,7 @@ def _parser() -> argparse.ArgumentParser:
             "copybench run --device cuda --model 1e6x8",
         ],
     )
-    s.add_argument(
-        "--method",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="only this method (repeatable)",
-    )
+    _method_option(s)
     s.add_argument(
         "--size",
         action="append",
@@ -190,7 +183,8 @@ def _parser() -> argparse.ArgumentParser:
 COMMAND_MODULES: tuple[str, ...] = (
     "compare",
     "report",
-    "overhead",
+    "paired",
+    "noise",
     "gpu",
     "gpucheck",
     "gate",
@@ -265,7 +259,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     sel = Selection(
         methods=args.method,
-        sizes=[_parse_size(s) for s in args.size],
+        sizes=[parse_size(s, known=SUITE_SIZES) for s in args.size],
         dtypes=args.dtype,
         models=args.model,
         devices=args.device or ["cpu"],
@@ -274,7 +268,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"copybench: results written to {path}")
     narrowed = sel.methods or sel.sizes or sel.dtypes or sel.models or sel.devices != ["cpu"]
     if args.paired or (args.paired is None and not narrowed):
-        from .paired import comparisons, measure_comparisons, write_paired
+        from .asvrun import write_paired
+        from .paired import comparisons, measure_comparisons
 
         records = measure_comparisons(comparisons(), log=sys.stderr)
         print(f"copybench: paired measurements written to {write_paired(path, records)}")
@@ -286,7 +281,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     df = load_asv(args.path)
     if args.headline:
-        from .results import headline_table
+        from .report.headline import headline_table
 
         print(headline_table(df))
         return 0
@@ -298,31 +293,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"{len(df)} measurements ({len(ok)} ok, {(df.status == 'skipped').sum()} skipped, "
         f"{(df.status == 'failed').sum()} failed); torch {', '.join(df.torch_version.unique())}"
     )
-    cols = [
-        "metric",
-        "method",
-        "numel",
-        "dtype",
-        "requires_grad",
-        "layout",
-        "device",
-        "threads",
-        "model",
-        "host_memory",
-        "median",
-        "iqr",
-        "unit",
-    ]
+    cols = ["metric", *CASE_AXES, "median", "iqr", "unit"]
     with _pandas_wide():
         print(ok[cols].dropna(axis=1, how="all").to_string(index=False))
     return 0
-
-
-def _parse_size(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise UsageError(f"size must be an element count, got {text!r}") from None
 
 
 def _pandas_wide():

@@ -34,8 +34,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cases import ModuleCase, TensorCase
+from .cases import CASE_AXES, TENSOR_AXES, ModuleCase, TensorCase
 from .results import PYTEST_BENCHMARK_STORAGE, ResultsError
+from .units import NOT_A_NUMBER, format_ratio, format_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -325,6 +326,18 @@ def _same_commit(
 # --- comparing -------------------------------------------------------------------------------
 
 
+# The axes an id can do without: requires_grad (a tensor case without it does not require
+# grad; an id outside the grid leaves it out) and threads (``-t<threads>`` where present).
+_OPTIONAL_AXES = ("requires_grad", "threads")
+# What a grid tensor case's id needs: its method and the tensor axes but those.
+_TENSOR_ID_AXES = tuple(a for a in ("method", *TENSOR_AXES) if a not in _OPTIONAL_AXES)
+# An id outside the grid: every axis present, in the case axes' order, the device last as
+# in the grid's own ids.
+_OTHER_ID_AXES = sorted(
+    (a for a in CASE_AXES if a not in _OPTIONAL_AXES), key=lambda a: a == "device"
+)
+
+
 def _case_id(row: Any) -> str:
     """The case's id as the harnesses name it (``clone-1024-float32-grad-...-t1``) for the
     grid's own benchmarks; otherwise asv's parameter list, e.g. ``1024, 'all'``."""
@@ -332,7 +345,7 @@ def _case_id(row: Any) -> str:
     threads = int(threads) if isinstance(threads, int | float) and _present(threads) else threads
     if _present(row.get("model")) and _present(row.get("device")):
         return ModuleCase(row["method"], row["model"], row["device"], threads).id
-    if all(_present(row.get(k)) for k in ("method", "numel", "dtype", "layout", "device")):
+    if all(_present(row.get(k)) for k in _TENSOR_ID_AXES):
         return TensorCase(
             row["method"],
             int(row["numel"]),
@@ -346,8 +359,9 @@ def _case_id(row: Any) -> str:
     if isinstance(name, str) and name.endswith(")") and "(" in name:
         return name[name.index("(") + 1 : -1]
     # Outside the grid (transfers, the harness's paired-overhead tests): every axis present.
-    axes = ("method", "numel", "dtype", "layout", "host_memory", "model", "device")
-    parts = [str(int(v)) if k == "numel" else str(v) for k in axes if _present(v := row.get(k))]
+    parts = [
+        str(int(v)) if k == "numel" else str(v) for k in _OTHER_ID_AXES if _present(v := row.get(k))
+    ]
     if _present(threads):
         parts.append(f"t{threads}")
     return "-".join(parts)
@@ -517,24 +531,26 @@ def _samples(row: Any) -> list[float]:
 # --- rendering -------------------------------------------------------------------------------
 
 
-def _fmt_value(value: float, unit: str) -> str:
-    from .results import format_bytes, format_seconds
-
-    if unit == "seconds":
-        return format_seconds(value)
-    if unit == "bytes":
-        return format_bytes(int(value))
-    return f"{value:.4g}"
-
-
-def _fmt_ratio(r: Any) -> str:
-    if math.isnan(r["ci_low"]):
-        return f"{r['ratio']:.3f} [no CI]"
-    return f"{r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+def ratio_text(r: Any) -> str:
+    """A comparison row's ratio with its CI: ``1.234 [1.100, 1.400]``, or ``[no CI]``."""
+    if not _present(r["ci_low"]):
+        return f"{format_ratio(r['ratio'])} [no CI]"
+    return f"{format_ratio(r['ratio'])} [{format_ratio(r['ci_low'])}, {format_ratio(r['ci_high'])}]"
 
 
 def _fmt_p(p: float) -> str:
-    return "n/a" if math.isnan(p) else f"{p:.2g}"
+    return NOT_A_NUMBER if not _present(p) else f"{p:.2g}"
+
+
+def measured_cells(r: Any) -> list[str]:
+    """A comparison row's base, head, ratio [CI] and p, as every rendering of it prints
+    them (this table, the nightly's job summary)."""
+    return [
+        format_value(r["base_median"], r["unit"]),
+        format_value(r["head_median"], r["unit"]),
+        ratio_text(r),
+        _fmt_p(r["p"]),
+    ]
 
 
 def summary_line(table: pd.DataFrame) -> str:
@@ -571,16 +587,7 @@ def render(
     header_note = (machines or {}).get("note")
     header = ["benchmark", "case", "base", "head", "ratio [CI]", "p", "verdict"]
     body = [
-        [
-            r["benchmark"],
-            r["case"],
-            _fmt_value(r["base_median"], r["unit"]),
-            _fmt_value(r["head_median"], r["unit"]),
-            _fmt_ratio(r),
-            _fmt_p(r["p"]),
-            r["verdict"],
-        ]
-        for _, r in table.iterrows()
+        [r["benchmark"], r["case"], *measured_cells(r), r["verdict"]] for _, r in table.iterrows()
     ]
     if table.attrs.get("gate"):
         from .stats import processes_for

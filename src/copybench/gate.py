@@ -331,7 +331,7 @@ def aa_study(
 
 
 def _env_pairs(values: list[str]) -> dict[str, str]:
-    from .cli import UsageError
+    from .cases import UsageError
 
     out = {}
     for v in values:
@@ -469,7 +469,7 @@ def instruction_option(s: argparse.ArgumentParser) -> None:
 def want_instructions(flag: bool | None) -> bool:
     """``--instructions``: None (not given) means where valgrind can count; asked for
     where it cannot is bad input."""
-    from .cli import UsageError
+    from .cases import UsageError
     from .instructions import valgrind_available
 
     if flag is None:
@@ -480,7 +480,7 @@ def want_instructions(flag: bool | None) -> bool:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from .cli import UsageError
+    from .cases import UsageError
     from .compare import compare_gate, render
     from .results import atomic_write_text
 
@@ -504,7 +504,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_aa_study(args: argparse.Namespace) -> int:
-    from .cli import UsageError
+    from .cases import UsageError
 
     if args.repeats < 1 or args.processes < 1 or args.budget <= 0:
         raise UsageError("--repeats and --processes must be at least 1, --budget positive")

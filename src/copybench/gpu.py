@@ -43,7 +43,6 @@ from .cases import (
     GPU_OVERHEAD_SIZES,
     H2D_METHODS,
     HOST_MEMORY,
-    MODELS,
     PAIRS,
     PEAK_METHODS,
     PEAK_MODEL,
@@ -253,108 +252,6 @@ def measure(
     return fig
 
 
-# --- formatting ---------------------------------------------------------------------------
-
-
-def _gbps(bytes_per_second: float) -> str:
-    return f"{bytes_per_second / 1e9:,.0f} GB/s"
-
-
-def _range(s: dict[str, float], fmt: Any) -> str:
-    return f"{fmt(s['min'])} - {fmt(s['max'])}"
-
-
-def format_figures(fig: dict) -> str:
-    """The README's GPU section body (markdown) from :func:`measure`'s result."""
-    from .methods import METHODS
-    from .results import format_bytes, format_seconds
-
-    d = fig["device"]
-    n = fig["processes"]
-    lines = [
-        f"GPU: **{d['gpu']}** ({d['memory_bytes'] / 2**30:.0f} GiB, compute capability "
-        f"{d['capability']}, {d['multiprocessors']} SMs), driver {d.get('driver') or 'unknown'}, "
-        f"torch {d['torch']} (CUDA {d['cuda']}); {n} fresh processes, each figure the median "
-        "over processes of each process's median, the range over processes beside it.",
-        "",
-    ]
-    peak = d.get("peak_bandwidth")
-    peak_text = (
-        f"peak {_gbps(peak)} ({d['peak_bandwidth_from']})"
-        if peak
-        else "peak unknown (the driver did not report memory clock and bus width)"
-    )
-    lines += [
-        f"Device-to-device, 256 MiB float32, CUDA events over batches of {BATCH}; "
-        f"bandwidth counts bytes read plus written; {peak_text}:",
-        "",
-        "| copy | time per copy | range over processes | achieved | of peak |",
-        "|---|---|---|---|---|",
-    ]
-    for method, b in fig["bandwidth"].items():
-        of_peak = f"{b['of_peak'] * 100:.0f} %" if b["of_peak"] else "-"
-        lines.append(
-            f"| `{METHODS[method].code}` | {format_seconds(b['seconds']['median'])} | "
-            f"{_range(b['seconds'], format_seconds)} | {_gbps(b['bandwidth'])} | {of_peak} |"
-        )
-    lines += [
-        "",
-        "Tracked-clone overhead, `x.clone().detach()` over `x.detach().clone()`, float32 leaf "
-        "that requires grad; paired ABBA blocks, quads of all processes pooled, 95% CI over "
-        "whole processes:",
-        "",
-        "| size | timer | `detach().clone()` | `clone().detach()` | overhead | 95% CI | "
-        "per call | range over processes |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    timers = {"events": "CUDA events over a batch", "sync": "sync after every call"}
-    for key, o in fig["overhead"].items():
-        numel, timer = key.split("/")
-        each = o["worker_overhead_pct"] or [o["overhead_pct"]]
-        lines.append(
-            f"| {format_bytes(nbytes(int(numel), 'float32'))} | {timers[timer]} | "
-            f"{format_seconds(o['base_ns'] * 1e-9)} | {format_seconds(o['head_ns'] * 1e-9)} | "
-            f"{o['overhead_pct']:+.1f} % | [{o['ci_low_pct']:+.1f}, {o['ci_high_pct']:+.1f}] % | "
-            f"{o['overhead_ns']:+,.0f} ns | {min(each):+.1f} to {max(each):+.1f} % |"
-        )
-    pcie = d.get("peak_pcie_bandwidth")
-    lines += [
-        "",
-        f"Host-to-device, 64 MiB float32 ({d.get('pcie') or 'PCIe link unknown'}"
-        + (f", peak {pcie / 1e9:,.1f} GB/s per direction" if pcie else "")
-        + "): GPU time per copy by CUDA events over a batch, and how long one call holds the "
-        "host (host clock, queue drained before and after):",
-        "",
-        "| copy | host memory | GPU time per copy | rate | host held per call | "
-        "range over processes (host) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for key, h in fig["h2d"].items():
-        method, memory = key.split("/")
-        lines.append(
-            f"| `{METHODS[method].code}` | {memory} | {format_seconds(h['gpu_seconds']['median'])}"
-            f" | {h['bandwidth'] / 1e9:,.1f} GB/s | {format_seconds(h['host_seconds']['median'])}"
-            f" | {_range(h['host_seconds'], format_seconds)} |"
-        )
-    model = MODELS[PEAK_MODEL]
-    first = next(iter(fig["peak"].values()))
-    lines += [
-        "",
-        f"GPU peak memory of a module copy, model `{PEAK_MODEL}` ({model.n_params:,} "
-        f"parameters, {format_bytes(first['model_bytes'])}): `torch.cuda.max_memory_allocated`"
-        " during the copy, over what was allocated before it:",
-        "",
-        "| copy | peak allocated | of the model's bytes | same in every process |",
-        "|---|---|---|---|",
-    ]
-    for method, p in fig["peak"].items():
-        lines.append(
-            f"| `{METHODS[method].code.splitlines()[-1]}` | {format_bytes(int(p['bytes']))} | "
-            f"{p['bytes'] / p['model_bytes']:.2f}x | {'yes' if p['min'] == p['max'] else 'no'} |"
-        )
-    return "\n".join(lines)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     from .cli import add_command
 
@@ -392,7 +289,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_gpu_figures(args: argparse.Namespace) -> int:
-    from .cli import UsageError
+    from .cases import UsageError
     from .results import atomic_write_text
 
     if args.processes < 1:
@@ -401,6 +298,8 @@ def cmd_gpu_figures(args: argparse.Namespace) -> int:
     fig = measure(args.processes, args.budget, log=sys.stderr)
     if args.json:
         atomic_write_text(Path(args.json), json.dumps(fig, indent=2))
+    from .report.gpu_figures import format_figures
+
     print(format_figures(fig))
     return 0
 

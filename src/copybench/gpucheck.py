@@ -8,13 +8,15 @@ cuts short still leaves what it measured so far.
 
 Under OUTPUT_DIR:
 
+- ``versions.txt`` (given ``--installed``): Python and torch, and what came from where;
 - ``device.json``: GPU, driver, torch, CUDA, peak rates (:func:`copybench.gpu.device_info`);
 - ``cuda-tests.txt``, ``cuda-tests.xml``: the CUDA tests and the registry, semantics and
   tutorial tests, on this machine's torch;
 - ``semantics-cuda.txt``, ``semantics-cuda.json``: the semantics table observed on CUDA;
 - ``figures.md``, ``figures.json``: the README's GPU figures (``copybench gpu-figures``);
-- ``results/``: asv results of the CUDA subset, raw samples recorded, with copybench's
-  environment sidecar; ``report/``: the HTML report of those results;
+- ``results/``: asv results of the CUDA subset, run by :func:`copybench.asvrun.run_asv`
+  as ``copybench run`` runs them (raw samples recorded, copybench's environment sidecar
+  beside the results file); ``report/``: the HTML report of those results;
 - ``logs/STEP.log``: each step's output; ``steps.json``.
 
 Exit status: 0 every step ended well; 1 a step failed or ran out of time; 2 no CUDA GPU (or
@@ -64,6 +66,7 @@ ASV_CHUNKS: dict[str, list[str]] = {
 }
 # asv's own rounds (2 for TensorCopy) would double the subset's processes.
 ASV_EXTRA = ["--attribute", "rounds=1"]
+ASV_STEP_LIMIT = 120.0
 
 
 @dataclass
@@ -127,14 +130,20 @@ class Check:
         self.save()
         return step
 
+    def log(self, step: Step) -> Path:
+        return self.out / "logs" / f"{step.name}.log"
+
+    def failed(self, step: Step, returncode: int) -> None:
+        step.status = "failed"
+        step.detail = f"exit status {returncode}; see logs/{step.name}.log"
+
     def run(self, step: Step, cmd: list[str], timeout: float, stdout: Path | None = None) -> int:
         """Run ``cmd`` (bounded), its output to ``logs/STEP.log`` (stdout to ``stdout`` if
         given, written under a temporary name and renamed when the command succeeds)."""
         from .results import atomic_write_text
         from .workers import run_bounded
 
-        log = self.out / "logs" / f"{step.name}.log"
-        with open(log, "a") as err:
+        with open(self.log(step), "a") as err:
             err.write(f"$ {' '.join(cmd)}\n")
             err.flush()
             if stdout is None:
@@ -145,8 +154,7 @@ class Check:
                 if done.returncode == 0:
                     atomic_write_text(stdout, done.stdout)
         if done.returncode:
-            step.status = "failed"
-            step.detail = f"exit status {done.returncode}; see logs/{step.name}.log"
+            self.failed(step, done.returncode)
         return done.returncode
 
 
@@ -154,18 +162,25 @@ def _py(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def run_check(out: Path, deadline: float, processes: int) -> int:
-    from .asvrun import project_root
+def run_check(
+    out: Path,
+    deadline: float,
+    processes: int,
+    installed: Path | None = None,
+    wheels: Path | None = None,
+) -> int:
+    from .asvrun import machine_name, project_root
     from .cases import check_device
 
+    if installed is not None:  # first: it says what the check ran on even when it stops here
+        out.mkdir(parents=True, exist_ok=True)
+        write_versions(out / "versions.txt", installed, wheels)
     check_device("cuda")  # CaseError: exit 2 with one line
+    machine_name()  # a name asv cannot file results under is bad input too
     root = project_root()
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
     check = Check(out, deadline)
-    # asv drops PYTHONPATH from the environments it runs unless it is given as this.
-    if os.environ.get("PYTHONPATH"):
-        os.environ.setdefault("ASV_PYTHONPATH", os.environ["PYTHONPATH"])
 
     check.step(
         "device",
@@ -230,12 +245,7 @@ def run_check(out: Path, deadline: float, processes: int) -> int:
             out / "figures.md",
         ),  # fmt: skip
     )
-    with tempfile.TemporaryDirectory(prefix="copybench-gpu-check-") as tmp:
-        commit, repo = _commit_for(root, Path(tmp))
-        for chunk in ASV_CHUNKS:
-            check.step(
-                f"asv-{chunk}", 120, lambda s, t, c=chunk: _asv(check, s, t, root, repo, commit, c)
-            )
+    asv_steps(check, root, ASV_CHUNKS)
     check.step(
         "report",
         60,
@@ -300,34 +310,55 @@ def _commit_for(root: Path, tmp: Path) -> tuple[str, Path | None]:
     return head_commit(repo), repo
 
 
-def _asv(
-    check: Check, step: Step, timeout: float, root: Path, repo: Path | None, commit: str, chunk: str
+def asv_steps(
+    check: Check, root: Path, chunks: dict[str, list[str]], devices: tuple[str, ...] = ("cuda",)
 ) -> None:
+    """One step ``asv-CHUNK`` per chunk (asv ``--bench`` regexes of ``devices``' cases), each
+    an ``asv run`` by :func:`copybench.asvrun.run_asv` - the command line, the sidecar
+    beside the results file, the kill of everything asv started when the step's time is
+    up - into ``results/``, its output in ``logs/asv-CHUNK.log``; filed under the commit
+    :func:`_commit_for` gives."""
     from .asvrun import Selection, config_copy, run_asv
 
     out = check.out
     (out / "asv").mkdir(exist_ok=True)
-    conf = config_copy(root, out / "results", out / "asv" / "html", out / "asv", repo=repo)
-    log = out / "logs" / f"{step.name}.log"
-    with open(log, "w") as f:
-        # run_asv's children write to this process's stdout and stderr: point both at the log.
-        saved = os.dup(1), os.dup(2)
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-        try:
-            run_asv(
-                Selection(devices=["cuda"]),
-                config=conf,
-                benches=ASV_CHUNKS[chunk],
-                extra=ASV_EXTRA,
-                commit=commit,
-                timeout=timeout,
-            )
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+    with tempfile.TemporaryDirectory(prefix="copybench-gpu-check-") as tmp:
+        commit, repo = _commit_for(root, Path(tmp))
+        config = config_copy(root, out / "results", out / "asv" / "html", out / "asv", repo=repo)
+
+        def asv(step: Step, timeout: float, benches: list[str]) -> None:
+            try:
+                run_asv(
+                    Selection(devices=list(devices)),
+                    config=config,
+                    benches=benches,
+                    extra=ASV_EXTRA,
+                    commit=commit,
+                    timeout=timeout,
+                    log=check.log(step),
+                )
+            except subprocess.CalledProcessError as e:
+                check.failed(step, e.returncode)
+
+        for chunk, benches in chunks.items():
+            check.step(f"asv-{chunk}", ASV_STEP_LIMIT, lambda s, t, b=benches: asv(s, t, b))
+
+
+def write_versions(target: Path, installed: Path, wheels: Path | None) -> None:
+    """``versions.txt`` (also printed): this Python and torch, then each package in the
+    folder ``installed`` (what scripts/gpu_check.sh installed): copybench from this tree,
+    the others from ``wheels``."""
+    import torch
+
+    from .results import atomic_write_text
+
+    lines = [f"python {sys.version.split()[0]} at {sys.executable}; torch {torch.__version__}"]
+    for name in sorted(p.name.removesuffix(".dist-info") for p in installed.glob("*.dist-info")):
+        source = "this tree" if name.startswith("copybench-") else wheels or "the wheel folder"
+        lines.append(f"installed from {source}: {name}")
+    text = "\n".join(lines) + "\n"
+    print(text, end="", flush=True)
+    atomic_write_text(target, text)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -360,4 +391,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--processes", type=int, default=6, help="fresh processes for gpu-figures (default 6)"
     )
-    s.set_defaults(func=lambda a: run_check(Path(a.out), a.deadline, a.processes))
+    s.add_argument(
+        "--installed",
+        metavar="DIR",
+        type=Path,
+        help="the folder scripts/gpu_check.sh installed the check's packages into: "
+        "versions.txt lists them",
+    )
+    s.add_argument(
+        "--wheels", metavar="DIR", type=Path, help="the wheel folder they were installed from"
+    )
+    s.set_defaults(
+        func=lambda a: run_check(Path(a.out), a.deadline, a.processes, a.installed, a.wheels)
+    )

@@ -36,8 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .asvrun import Selection, config_copy, machine_name, project_root, run_asv
-from .cases import CaseError
-from .cli import UsageError
+from .cases import CaseError, UsageError
 from .results import (
     ENV_SUFFIX,
     GATE_SUFFIX,
@@ -114,7 +113,7 @@ def changes_markdown(table: pd.DataFrame, title: str, confirmed_by: str) -> str:
     """The job summary's part for one comparison: only the cases that changed (regressed,
     improved), each with what confirmed it, then a count of the rest.  (The whole table,
     some 670 rows a night, is in the log and in the archived results.)"""
-    from .compare import _fmt_p, _fmt_ratio, _fmt_value
+    from .compare import measured_cells
 
     changed = table[table["verdict"].isin(CHANGED)]
     rest = table[~table["verdict"].isin(CHANGED)]["verdict"].value_counts()
@@ -130,10 +129,7 @@ def changes_markdown(table: pd.DataFrame, title: str, confirmed_by: str) -> str:
             how = confirmed_by if r["unit"] != "instructions" else "instruction counts (exact)"
             cells = [
                 f"`{r['case']}` ({r['benchmark']})",
-                _fmt_value(r["base_median"], r["unit"]),
-                _fmt_value(r["head_median"], r["unit"]),
-                _fmt_ratio(r),
-                _fmt_p(r["p"]),
+                *measured_cells(r),
                 f"**{r['verdict']}**",
                 how,
             ]
@@ -146,18 +142,13 @@ def changes_markdown(table: pd.DataFrame, title: str, confirmed_by: str) -> str:
 def _annotate(table: pd.DataFrame, name_column: str) -> None:
     """One ``::error::`` workflow command per regressed case, under GitHub Actions: the
     run's page lists them without opening the log."""
+    from .compare import ratio_text
+
     if os.environ.get("GITHUB_ACTIONS") != "true":
         return
     for _, r in table[table["verdict"] == "regressed"].iterrows():
         name = r.get(name_column) or r["case"]
-        print(
-            f"::error title=copybench regression::{name} regressed: "
-            f"ratio {_fmt(r['ratio'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
-        )
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.3f}"
+        print(f"::error title=copybench regression::{name} regressed: ratio {ratio_text(r)}")
 
 
 def _regressed(table: pd.DataFrame) -> list[str]:
@@ -403,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
             results_file = run_asv(sel, config=config, extra=["--record-samples"], machine=machine)
             narrowed = sel.narrowed or sel.devices != ["cpu"]
             if args.paired or (args.paired is None and not narrowed):
-                from .paired import comparisons, measure_comparisons, write_paired
+                from .asvrun import write_paired
+                from .paired import comparisons, measure_comparisons
 
                 write_paired(results_file, measure_comparisons(comparisons(), log=sys.stderr))
             tonight = archive_night(results_file, args.archive)

@@ -25,11 +25,18 @@ interleaved micro-benchmarks generally):
 
 The same callables and the same source tensor serve both sides; what is timed is what
 :mod:`copybench.methods` binds, so the registry stays the one definition of each copy.
+
+``copybench overhead`` is defined here too: it prints this paired estimate of what
+``x.clone().detach()`` costs over ``x.detach().clone()`` per size, or with
+``--instructions`` the callgrind instruction counts (:mod:`copybench.instructions`).
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
+import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -38,9 +45,28 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import stats
-from .cases import DEFAULT_THREADS, PAIRS, dtype_of, make_model, make_tensor
+from .cases import (
+    ALL_SIZES,
+    DEFAULT_THREADS,
+    OVERHEAD_SIZES,
+    PAIRS,
+    CaseError,
+    check_device,
+    dtype_of,
+    make_model,
+    make_tensor,
+    parse_size,
+)
 from .methods import get_method
-from .timing import resolve_threads, set_threads, synchronized, time_block, warm_up
+from .timing import (
+    ALL_CORES,
+    pin_cpus,
+    resolve_threads,
+    set_threads,
+    synchronized,
+    time_block,
+    warm_up,
+)
 
 if TYPE_CHECKING:
     from .progress import Progress
@@ -565,8 +591,6 @@ def _prepare(c: Comparison, device: str, threads: int | str) -> PreparedPair:
 
 def _study_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """One worker of :func:`measure_comparisons`: every comparison, in this process."""
-    from .cases import CaseError
-
     out = []
     for d in spec["comparisons"]:
         c = Comparison(**d)
@@ -622,19 +646,251 @@ def measure_comparisons(
     return out
 
 
-def write_paired(results_file: Any, records: list[dict[str, Any]]) -> Any:
-    """Store the comparisons beside the asv results file of the same run (as the
-    environment sidecar is), atomically; return the path."""
-    import json
-    from pathlib import Path
+# --- copybench overhead -------------------------------------------------------------------------
 
-    from .asvrun import environment_info
-    from .results import PAIRED_SUFFIX, atomic_write_text
 
-    target = Path(results_file).with_name(Path(results_file).name + PAIRED_SUFFIX)
-    data = {"format": PAIRED_FORMAT, "environment": environment_info(), "comparisons": records}
-    atomic_write_text(target, json.dumps(data))
-    return target
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``overhead`` subcommand."""
+    from .cli import add_command
+
+    s = add_command(
+        sub,
+        "overhead",
+        help="paired estimate of the tracked-clone overhead (clone().detach() vs detach().clone())",
+        description="Estimate, per size, what x.clone().detach() costs over x.detach().clone() "
+        "for a source that requires grad: the two statements alternate in ABBA blocks of "
+        "about 2 ms, each quad gives one ratio, the time budget is spread over fresh worker "
+        "processes run one after another, and the 95% CI resamples whole processes. With the "
+        "defaults it takes 30 s to a minute, nearly all of it the workers starting torch "
+        "(progress on stderr); --workers 1 measures in this process in a few seconds, with a "
+        "larger spread. --instructions counts instructions per call with callgrind instead "
+        "(one Valgrind run, deterministic).",
+        examples=[
+            "copybench overhead",
+            "copybench overhead --sizes 1024 65536 --workers 4 --json",
+            "copybench overhead --instructions",
+        ],
+    )
+    add_overhead_options(s)
+    s.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per call with callgrind instead of timing (CPU, 1 thread)",
+    )
+    s.add_argument("--json", action="store_true", help="print a JSON list, one object per size")
+    s.set_defaults(func=cmd_overhead)
+
+
+def add_overhead_options(s: argparse.ArgumentParser) -> None:
+    """The options ``overhead`` and ``noise-study`` share (checked by
+    :func:`check_overhead_options`)."""
+    s.add_argument(
+        "--sizes",
+        nargs="+",
+        default=None,
+        metavar="NUMEL",
+        help=f"tensor sizes in elements (default: {' '.join(map(str, OVERHEAD_SIZES))})",
+    )
+    s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    s.add_argument(
+        "--dtype", default="float32", help="dtype of the copied tensor (default float32)"
+    )
+    s.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET,
+        metavar="SECONDS",
+        help=f"most measurement time per size, calibration included (default {DEFAULT_BUDGET})",
+    )
+    s.add_argument("--threads", default="1", help="intra-op threads: a number or 'all' (default 1)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help=f"fresh processes the budget is spread over (default {DEFAULT_WORKERS}; "
+        "1 measures in this process)",
+    )
+    s.add_argument(
+        "--affinity",
+        default=None,
+        metavar="CPU[,CPU...]",
+        help="pin the measuring processes to these CPUs (Linux; workers inherit it)",
+    )
+
+
+def check_overhead_options(args: argparse.Namespace, default_sizes: tuple[int, ...]) -> list[int]:
+    """The sizes asked for (``default_sizes`` if none); CaseError for the first option
+    outside the grid or not usable here."""
+    if args.sizes:
+        sizes = [parse_size(text, known=ALL_SIZES) for text in args.sizes]
+    else:
+        sizes = list(default_sizes)
+    dtype_of(args.dtype)
+    check_device(args.device)
+    parse_threads(args.threads)
+    if not args.budget > 0:
+        raise CaseError(f"budget must be positive, got {args.budget}")
+    if args.workers < 1:
+        raise CaseError(f"workers must be at least 1, got {args.workers}")
+    return sizes
+
+
+def parse_threads(text: str) -> int | str:
+    """``--threads``: a positive number, or ``all`` (resolved by the process that measures,
+    :func:`copybench.timing.resolve_threads`)."""
+    if text == ALL_CORES:
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise CaseError(f"threads must be a positive number or {ALL_CORES!r}, got {text!r}")
+    return n
+
+
+def pin_affinity(text: str | None) -> list[int] | None:
+    """``--affinity 0,1``: pin this process (and so every process it starts) to those CPUs;
+    None leaves it as it is."""
+    if text is None:
+        return None
+    try:
+        cpus = [int(c) for c in text.split(",")]
+    except ValueError:
+        raise CaseError(f"affinity must be CPU numbers like 0,1; got {text!r}") from None
+    try:
+        return pin_cpus(cpus)
+    except (OSError, ValueError) as e:
+        raise CaseError(f"cannot pin to CPUs {text}: {e}") from None
+
+
+def measure_sizes(
+    sizes: Sequence[int],
+    dtype: str,
+    device: str,
+    threads: int | str,
+    budget: float,
+    workers: int,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """One paired estimate of the tracked-clone overhead per size, as the JSON objects
+    ``overhead --json`` prints: ``budget`` spread over ``workers`` fresh processes
+    (:func:`measure_in_workers`), ``progress`` stepped as each one ends.  ``workers=0``
+    measures in this process instead (``overhead --workers 1``), a step per size."""
+    if workers:
+        results = measure_in_workers(
+            sizes,
+            workers,
+            dtype=dtype,
+            device=device,
+            threads=threads,
+            budget=budget,
+            progress=progress,
+        )
+    else:
+        results = []
+        for numel in sizes:
+            results.append(
+                tracked_clone_overhead(
+                    numel, dtype=dtype, device=device, threads=threads, budget=budget
+                )
+            )
+            if progress is not None:
+                progress.step()
+    return [
+        {"numel": numel, "dtype": dtype, "budget_s": budget, **r.as_dict()}
+        for numel, r in zip(sizes, results, strict=True)
+    ]
+
+
+def instruction_rows(sizes: Sequence[int], dtype: str) -> list[dict[str, Any]]:
+    """Instructions per call of the tracked and untracked clone, and their difference."""
+    from .instructions import ValgrindUnavailable, count_instructions
+
+    base, head = PAIRS["tracked_clone"]
+    try:
+        counts = count_instructions((head, base), list(sizes), dtype=dtype)
+    except ValgrindUnavailable as e:
+        raise CaseError(str(e)) from None
+    rows = []
+    for numel in sizes:
+        b, h = counts[(base, numel)].instructions, counts[(head, numel)].instructions
+        rows.append(
+            {
+                "numel": numel,
+                "dtype": dtype,
+                "base": base,
+                "head": head,
+                "base_instructions": b,
+                "head_instructions": h,
+                "overhead_instructions": h - b,
+                "overhead_pct": (h / b - 1) * 100,
+            }
+        )
+    return rows
+
+
+def cmd_overhead(args: argparse.Namespace) -> int:
+    from .cases import INSTRUCTION_SIZES
+    from .progress import Progress, note
+
+    if args.instructions:
+        sizes = check_overhead_options(args, INSTRUCTION_SIZES)
+        if args.device != "cpu":
+            raise CaseError("instruction counts are CPU only")
+        note(
+            "copybench overhead: counting instructions with callgrind (one Valgrind run)",
+            sys.stderr,
+        )
+        rows = instruction_rows(sizes, args.dtype)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print(f"{'numel':>9} {'untracked':>11} {'tracked':>11} {'overhead':>10}  (instr/call)")
+            for r in rows:
+                print(
+                    f"{r['numel']:>9,} {r['base_instructions']:>11,.0f} "
+                    f"{r['head_instructions']:>11,.0f} {r['overhead_instructions']:>10,.0f}"
+                )
+        return 0
+
+    sizes = check_overhead_options(args, OVERHEAD_SIZES)
+    pin_affinity(args.affinity)
+    workers = args.workers if args.workers > 1 else 0  # --workers 1: in this process
+    step, steps = ("process", workers) if workers else ("size", len(sizes))
+    label = f"copybench overhead: tracked-clone overhead, {step}"
+    with Progress(label, steps, sys.stderr) as progress:
+        rows = measure_sizes(
+            sizes,
+            args.dtype,
+            args.device,
+            parse_threads(args.threads),
+            args.budget,
+            workers,
+            progress,
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(
+        f"clone().detach() over detach().clone(), {args.dtype}, requires_grad, {args.device}, "
+        f"{rows[0]['threads']} thread(s), {args.budget:g} s per size over "
+        f"{args.workers} process(es)"
+    )
+    print(
+        f"{'numel':>10} {'untracked':>11} {'overhead':>9} {'95% CI':>17} {'overhead':>10} "
+        f"{'pairs':>6} {'per process':>14}"
+    )
+    for r in rows:
+        flag = "  unstable" if r["unstable"] else ""
+        each = r["worker_overhead_pct"] or [r["overhead_pct"]]
+        print(
+            f"{r['numel']:>10,} {r['base_ns']:>9,.0f}ns {r['overhead_pct']:>8.1f}% "
+            f"[{r['ci_low_pct']:>6.1f}, {r['ci_high_pct']:>6.1f}]% {r['overhead_ns']:>8,.0f}ns "
+            f"{r['n_pairs']:>6} {min(each):>6.1f}-{max(each):>5.1f}%{flag}"
+        )
+    return 0
 
 
 def _main_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:

@@ -63,6 +63,14 @@ class Prepared:
     source: Any  # kept alive for as long as the case is
 
 
+def _method_of_kind(method: str, kind: str) -> Any:
+    """The registered method ``method``; ValueError unless it copies a ``kind``."""
+    m = get_method(method)
+    if m.kind != kind:
+        raise ValueError(f"{method!r} is a {m.kind} method, not a {kind} method")
+    return m
+
+
 # asv re-runs ``setup`` before every sample so that state cannot drift between samples.
 # Nothing here drifts: no registered copy writes to its source, and copy_into's buffer is
 # *meant* to stay resident.  Re-creating a 128 MiB source and re-warming it for every sample
@@ -82,9 +90,7 @@ def prepare_tensor_case(
     """Raises CaseError (or UnknownMethodError) for a case that cannot run here.
     ``warm=False`` skips the warm-up: for a run that checks the case works and times
     nothing (the test run's pass over the pytest-benchmark harness)."""
-    m = get_method(method)
-    if m.kind != "tensor":
-        raise ValueError(f"{method!r} copies modules, not tensors")
+    m = _method_of_kind(method, "tensor")
     threads = set_threads(threads)
     x = make_tensor(numel, dtype, requires_grad, layout, device)
     reset_cuda_allocator(device)
@@ -99,9 +105,7 @@ def prepare_tensor_case(
 def prepare_module_case(
     method: str, model: str, device: str, threads: int = DEFAULT_THREADS
 ) -> Prepared:
-    m = get_method(method)
-    if m.kind != "module":
-        raise ValueError(f"{method!r} copies tensors, not modules")
+    m = _method_of_kind(method, "module")
     threads = set_threads(threads)
     source, spec = make_model(model, device)
     reset_cuda_allocator(device)
@@ -117,9 +121,7 @@ def prepare_transfer_case(
     method: str, numel: int, host_memory: str, threads: int = DEFAULT_THREADS
 ) -> Prepared:
     """A device transfer; ``device`` of the result is the GPU whose queue is timed."""
-    m = get_method(method)
-    if m.kind != "transfer":
-        raise ValueError(f"{method!r} is not a transfer method")
+    m = _method_of_kind(method, "transfer")
     threads = set_threads(threads)
     x, target, pinned = make_transfer_source(method, numel, host_memory)
     gpu = str(x.device) if x.device.type == "cuda" else target

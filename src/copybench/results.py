@@ -23,43 +23,9 @@ from . import cases
 # torch version only for matrix environments, not for ``--python=same`` runs.
 ENV_SUFFIX = ".copybench-env"
 
-# What identifies the hardware a result was measured on, beside the machine's name: the CPU
-# model, its cores, and the GPU ("none" where CUDA was unavailable; None where unrecorded).
-HARDWARE = ("cpu", "num_cpu", "gpu")
-
-COLUMNS = [
-    "source",
-    "benchmark",
-    "metric",
-    "method",
-    "numel",
-    "nbytes",
-    "dtype",
-    "requires_grad",
-    "layout",
-    "device",
-    "threads",
-    "model",
-    "host_memory",
-    "torch_version",
-    "machine",
-    "env",
-    "commit",
-    "date",
-    "status",
-    "median",
-    "q25",
-    "q75",
-    "iqr",
-    "n_samples",
-    "unit",
-    "samples",
-    # asv's own name for the case, ``benchmark(param reprs)``: what ``asv run --bench``
-    # matches, so a case can be re-run exactly (None for pytest-benchmark rows).
-    "asv_name",
-    # The hardware beside ``machine`` (its name): see machine_identity.
-    *HARDWARE,
-]
+# The tidy table's columns, and the hardware among them: declared in cases.py.
+COLUMNS = list(cases.COLUMNS)
+HARDWARE = cases.HARDWARE_COLUMNS
 
 
 class ResultsError(ValueError):
@@ -219,25 +185,13 @@ def _rows_for(res: Any, key: str, bench_meta: dict, common: dict) -> list[dict]:
             status = "failed"
         elif isinstance(value, float) and math.isnan(value):
             status = "skipped"
-        numel = decoded.get("numel")
-        # Transfers have no dtype axis: they move float32.
-        dtype = decoded.get("dtype", "float32" if "host_memory" in decoded else None)
         q25, q75 = st.get("q_25"), st.get("q_75")
         out.append(
             {
                 **common,
                 "benchmark": key,
                 "metric": metric,
-                "method": decoded.get("method"),
-                "numel": numel,
-                "nbytes": cases.nbytes(numel, dtype) if numel and dtype in cases.DTYPES else None,
-                "dtype": dtype,
-                "requires_grad": decoded.get("requires_grad"),
-                "layout": decoded.get("layout"),
-                "device": decoded.get("device"),
-                "threads": decoded.get("threads"),
-                "model": decoded.get("model"),
-                "host_memory": decoded.get("host_memory"),
+                **_case(decoded),
                 "status": status,
                 "median": value if status == "ok" else None,
                 "q25": q25,
@@ -252,69 +206,24 @@ def _rows_for(res: Any, key: str, bench_meta: dict, common: dict) -> list[dict]:
     return out
 
 
+def _case(params: dict[str, Any]) -> dict[str, Any]:
+    """The case columns (cases.CASE_COLUMNS) of a measurement from its parameters: every
+    axis, None where the harness has no such axis; ``nbytes`` from count and dtype."""
+    case = {axis: params.get(axis) for axis in cases.CASE_AXES}
+    if case["dtype"] is None and case["host_memory"] is not None:
+        case["dtype"] = "float32"  # transfers have no dtype axis: they move float32
+    case["nbytes"] = params.get("nbytes") or _nbytes(case["numel"], case["dtype"])
+    return case
+
+
+def _nbytes(numel: Any, dtype: Any) -> int | None:
+    return cases.nbytes(numel, dtype) if numel and dtype in cases.DTYPES else None
+
+
 def _product(params: list[list[str]]) -> list[tuple[str, ...]]:
     import itertools
 
     return list(itertools.product(*params)) if params else [()]
-
-
-def headline_table(df: pd.DataFrame) -> str:
-    """The README's headline figures as a markdown table, computed from ``df``.
-
-    Tracked (``clone().detach()``) against untracked (``detach().clone()``) clone of a
-    float32 contiguous tensor that requires grad, at three sizes; ``copy.deepcopy(model)``
-    against a state_dict snapshot for the smallest and largest reference model.
-    """
-    ok = df[(df.status == "ok") & (df.source == "asv")]
-    lines = ["| case | A | B | A (median) | B (median) | A / B |", "|---|---|---|---|---|---|"]
-    t = ok[
-        (ok.metric == "time_tensor_copy")
-        & (ok.dtype == "float32")
-        & (ok.layout == "contiguous")
-        & ok.requires_grad.eq(True)
-        & (ok.device == "cpu")
-    ]
-    for numel in (2**10, 2**20, cases.SIZES[-1]):
-        a = t[(t.method == "clone_detach") & (t.numel == numel)]["median"]
-        b = t[(t.method == "detach_clone") & (t.numel == numel)]["median"]
-        if len(a) and len(b):
-            size = format_bytes(cases.nbytes(numel, "float32"))
-            lines.append(
-                f"| {numel:,} float32 ({size}), requires_grad | `clone().detach()` | "
-                f"`detach().clone()` | {format_seconds(a.median())} | "
-                f"{format_seconds(b.median())} | {a.median() / b.median():.2f} |"
-            )
-    m = ok[(ok.metric == "time_module_copy") & (ok.device == "cpu")]
-    by_params = sorted(
-        (s for s in cases.MODELS.values() if s.n_tensors == 8), key=lambda s: s.n_params
-    )
-    for spec in (by_params[0], by_params[-1]) if by_params else ():
-        a = m[(m.method == "deepcopy_module") & (m.model == spec.name)]["median"]
-        b = m[(m.method == "state_dict_snapshot") & (m.model == spec.name)]["median"]
-        if len(a) and len(b):
-            lines.append(
-                f"| model {spec.name} ({spec.n_params:,} params, {spec.n_tensors} "
-                f"tensors) | `copy.deepcopy(model)` | state_dict snapshot | "
-                f"{format_seconds(a.median())} | {format_seconds(b.median())} | "
-                f"{a.median() / b.median():.2f} |"
-            )
-    if len(lines) == 2:
-        raise ResultsError("results hold none of the headline cases")
-    return "\n".join(lines)
-
-
-def format_seconds(seconds: float) -> str:
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
-
-
-def format_bytes(n: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:g} {unit}"
-    return f"{n} B"
 
 
 # --- every results format, one table (``copybench report``) -------------------------------
@@ -370,7 +279,7 @@ def load_results(paths: list[str | os.PathLike]) -> pd.DataFrame:
             return bool(row["iqr"] / row["median"] > UNSTABLE_RELATIVE_IQR)
         return False
 
-    df["unstable"] = df.apply(unstable, axis=1).astype(bool)
+    df[cases.UNSTABLE] = df.apply(unstable, axis=1).astype(bool)
     return df
 
 
@@ -400,7 +309,7 @@ def load_paired(paths: list[str | os.PathLike]) -> pd.DataFrame:
                 raise ResultsError(f"{side}: not a readable paired results file") from None
             params = run.get("params", {})
             for r in records:
-                nbytes = cases.nbytes(r["numel"], r["dtype"]) if r.get("numel") else None
+                nbytes = _nbytes(r.get("numel"), r.get("dtype"))
                 rows.append(
                     {
                         "machine": params.get("machine", "unknown"),
@@ -663,7 +572,6 @@ def _pytest_row(bench: dict, extra: dict, mi: dict, commit: str | None, date: An
     st = bench["stats"]
     params = {**(bench.get("extra_info") or {}), **(bench.get("params") or {})}
     function = bench["name"].split("[", 1)[0]
-    numel, dtype = params.get("numel"), params.get("dtype")
     torch_version = params.get("torch_version") or extra.get("torch_version") or "unknown"
     samples = [float(x) for x in st.get("data") or []]
     q25, q75 = st.get("q1"), st.get("q3")
@@ -672,16 +580,7 @@ def _pytest_row(bench: dict, extra: dict, mi: dict, commit: str | None, date: An
         "benchmark": function,
         # test_tensor_copy -> time_tensor_copy: the asv suite's name for the same measurement
         "metric": "time_" + function.removeprefix("test_"),
-        "method": params.get("method"),
-        "numel": numel,
-        "nbytes": params.get("nbytes")
-        or (cases.nbytes(numel, dtype) if numel and dtype in cases.DTYPES else None),
-        "dtype": dtype,
-        "requires_grad": params.get("requires_grad"),
-        "layout": params.get("layout"),
-        "device": params.get("device"),
-        "threads": params.get("threads"),
-        "model": params.get("model"),
+        **_case(params),
         "torch_version": str(torch_version),
         "machine": mi.get("node", "unknown"),
         "env": f"torch-{torch_version}",

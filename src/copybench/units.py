@@ -5,7 +5,9 @@ a matplotlib ``FuncFormatter``: the unused second argument is the tick position)
 GPU figures all print numbers through this module, as torch's ``Measurement`` prints every
 time through one ``select_unit``.  Each formatter takes any real number: zero prints in the
 unit ("0 s", "0 B"), a negative value keeps its sign and picks the unit by its magnitude (a
-difference of medians can be negative), and NaN or infinity prints as "n/a".
+difference of medians can be negative), and NaN, infinity or a value that is not a number
+prints as "n/a".  ``signed`` (durations, percentages) prints a "+" before a positive
+difference; ``unit`` on a ratio names it ("×", "x") wherever the ratio is a number.
 """
 
 from __future__ import annotations
@@ -38,17 +40,26 @@ def _sig(x: float, digits: int = 3) -> str:
     return text if "e" not in text else f"{x:.{digits - 1}e}"
 
 
-def _scaled(x: Any, units: tuple[tuple[str, float], ...], digits: int) -> str:
+def _scaled(x: Any, units: tuple[tuple[str, float], ...], digits: int, signed: bool = False) -> str:
     v = _finite(x)
     if v is None:
         return NOT_A_NUMBER
-    name, scale = next(((n, s) for n, s in units if abs(v) >= s), units[-1])
-    return f"{_sig(v / scale, digits)} {name}".rstrip()
+    i = next((i for i, (_, s) in enumerate(units) if abs(v) >= s), len(units) - 1)
+    if i > 0:
+        # A value that rounds up to the next unit is printed in it: 999.7 ns is "1 µs", not
+        # "1,000 ns"; 1,023.7 B is "1 KiB".
+        shown = float(_sig(abs(v) / units[i][1], digits).replace(",", ""))
+        if shown * units[i][1] >= units[i - 1][1]:
+            i -= 1
+    name, scale = units[i]
+    sign = "+" if signed and v > 0 else ""
+    return f"{sign}{_sig(v / scale, digits)} {name}".rstrip()
 
 
-def format_seconds(seconds: Any, _pos: object = None, digits: int = 3) -> str:
-    """A duration: ``1.91 µs``, ``12.3 ms``, ``0 s``, ``-450 ns``."""
-    text = _scaled(seconds, _SECOND_UNITS, digits)
+def format_seconds(seconds: Any, _pos: object = None, digits: int = 3, signed: bool = False) -> str:
+    """A duration: ``1.91 µs``, ``12.3 ms``, ``0 s``, ``-450 ns``; ``+1.41 µs`` with
+    ``signed`` (a difference of two durations)."""
+    text = _scaled(seconds, _SECOND_UNITS, digits, signed)
     return "0 s" if text == "0 ns" else text
 
 
@@ -76,10 +87,11 @@ def format_percent(pct: Any, _pos: object = None, digits: int = 1, signed: bool 
     return f"{v:+.{digits}f}%" if signed else f"{v:.{digits}f}%"
 
 
-def format_ratio(r: Any, _pos: object = None, digits: int = 3) -> str:
-    """A ratio of two measurements, to a fixed ``digits`` decimals: ``1.234``."""
+def format_ratio(r: Any, _pos: object = None, digits: int = 3, unit: str = "") -> str:
+    """A ratio of two measurements, to a fixed ``digits`` decimals: ``1.234``; with
+    ``unit="×"``, ``1.23×``."""
     v = _finite(r)
-    return NOT_A_NUMBER if v is None else f"{v:.{digits}f}"
+    return NOT_A_NUMBER if v is None else f"{v:.{digits}f}{unit}"
 
 
 # The tidy table's ``unit`` column -> its formatter.

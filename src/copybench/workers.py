@@ -52,7 +52,9 @@ def run_worker(
     timeout: float | None = None,
 ) -> Any:
     """One worker: ``python -m module JSON(spec)`` (another interpreter and environment if
-    given, e.g. the other side of a comparison); what it printed, parsed from JSON."""
+    given, e.g. the other side of a comparison, or glibc's allocator settings); what it
+    printed, parsed from JSON.  ``env`` replaces the whole environment: build it from
+    ``os.environ``.  A failure raises WorkerError with the end of the worker's stderr."""
     try:
         proc = subprocess.run(
             [python, "-m", module, json.dumps(spec)],
@@ -79,24 +81,66 @@ def worker_main(measure: Any) -> None:
     print(json.dumps(measure(json.loads(sys.argv[1]))))
 
 
+# Set, with a value of its own, in the environment of every process run_bounded starts,
+# and so inherited by everything that process starts in turn.
+RUN_TAG = "COPYBENCH_RUN"
+
+
 def run_bounded(
     cmd: list[str], timeout: float | None, **kwargs: Any
 ) -> subprocess.CompletedProcess:
-    """``subprocess.run(cmd, timeout=...)``, except that on timeout the command's whole
-    process group is killed (asv's forkserver and benchmark children, pytest's workers),
-    not only the command itself; then ``subprocess.TimeoutExpired`` is raised."""
+    """``subprocess.run(cmd, timeout=...)``, except that on timeout (or interruption) the
+    command is killed with everything it started; then ``subprocess.TimeoutExpired`` (or
+    the interruption) is raised.
+
+    Killing the command's process group is not enough: asv runs its benchmark server in a
+    group of its own (``asv.util.check_output`` calls ``setpgid``), which would be left
+    running, on a GPU with its CUDA context.  So the command's environment (``env=``, else
+    this process's) carries a tag, and every process of this user that carries it is killed
+    too (:func:`kill_tagged`)."""
     import os
     import signal
+    import uuid
 
+    tag = uuid.uuid4().hex
+    kwargs["env"] = {**(kwargs.get("env") or os.environ), RUN_TAG: tag}
     proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
     try:
         out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
     except BaseException:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_tagged(f"{RUN_TAG}={tag}")
+        proc.communicate()
         raise
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def kill_tagged(entry: str, patience: float = 5.0) -> int:
+    """SIGKILL every process of this user whose environment holds ``entry`` (``NAME=value``),
+    again until none is left or ``patience`` seconds have passed; return how many kills
+    were sent.  Linux (``/proc``); elsewhere nothing is killed."""
+    import contextlib
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    needle = entry.encode()
+    sent = 0
+    end = time.monotonic() + patience
+    while time.monotonic() < end:
+        found = []
+        for p in Path("/proc").glob("[0-9]*"):
+            try:
+                if needle in (p / "environ").read_bytes().split(b"\0"):
+                    found.append(int(p.name))
+            except (OSError, ValueError):
+                continue  # gone, another user's, or not a process
+        if not found:
+            break
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                sent += 1
+        time.sleep(0.05)
+    return sent

@@ -29,8 +29,8 @@ from copybench.methods import (
 )
 from copybench.paired import paired_overhead, prepare_tensor_pair
 from copybench.prepare import prepare_module_case, prepare_tensor_case, prepare_transfer_case
-from copybench.results import format_bytes
 from copybench.timing import calls_for, cuda_event_seconds, cuda_sync_seconds
+from copybench.units import format_bytes
 
 NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU available here")
 

@@ -325,12 +325,13 @@ def _trends_note(nights, trends: list) -> str | None:
 def _machines(df, envs: list[dict], reference_machine: str | None) -> list[dict]:
     """Each machine of the results (the reference first): its CPU, cores and GPU from the
     env sidecars and asv's machine.json, and the newest torch it was measured with."""
+    from ..cases import HARDWARE_COLUMNS
     from . import table
 
     out = []
     for m in table.machine_order(list(df["machine"]), reference_machine):
         mine = [e for e in envs if e.get("machine") == m]
-        known = {k: next((e[k] for e in mine if e.get(k)), None) for k in ("cpu", "num_cpu", "gpu")}
+        known = {k: next((e[k] for e in mine if e.get(k)), None) for k in HARDWARE_COLUMNS}
         versions = table.torch_versions(df[df["machine"] == m])
         out.append(
             {
@@ -346,7 +347,9 @@ def _machines(df, envs: list[dict], reference_machine: str | None) -> list[dict]
 
 def _control_warning(paired) -> str | None:
     """Why this run's wall times are unreliable, when a control says so."""
+    from ..units import format_percent
     from . import table
+    from .findings import ci_text
 
     if paired is None or paired.empty:
         return None
@@ -357,9 +360,9 @@ def _control_warning(paired) -> str | None:
     return (
         f"{len(off)} of {int(paired['control'].astype(bool).sum())} controls (pairs whose two "
         f"sides do the same work) moved by more than {table.CONTROL_TOLERANCE_PTS:g} points "
-        f"beyond their CI, up to {worst['overhead_pct']:+.1f}% ({worst['id']}, 95% CI "
-        f"{worst['ci_low_pct']:+.1f}% to {worst['ci_high_pct']:+.1f}%). The machine changed "
-        "under this run's measurements (a neighbour's load, frequency, memory placement): "
+        f"beyond their CI, up to {format_percent(worst['overhead_pct'], signed=True)} "
+        f"({worst['id']}, {ci_text(worst['ci_low_pct'], worst['ci_high_pct'])}). The machine "
+        "changed under this run's measurements (a neighbour's load, frequency, memory placement): "
         "differences of that size on this page are not the code's."
     )
 

@@ -14,8 +14,8 @@ import pandas as pd
 from ..cases import HEADLINE_BYTES, MODELS, PAIRS, ROOF, TRACKED, UNTRACKED
 from ..methods import METHODS
 from ..stats import UNSTABLE_RELATIVE_IQR
+from ..units import format_bandwidth, format_bytes, format_percent, format_ratio, format_seconds
 from . import table
-from .plots import fmt_bytes, fmt_seconds
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,9 @@ def findings(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> list[Findi
     return out
 
 
-def _pct(lo: float, hi: float) -> str:
-    return f"95% CI {lo:+.1f}% to {hi:+.1f}%"
+def ci_text(lo: float, hi: float) -> str:
+    """A 95% CI given in percent: ``95% CI +1.2% to +3.4%``."""
+    return f"95% CI {format_percent(lo, signed=True)} to {format_percent(hi, signed=True)}"
 
 
 def is_resolved(row: pd.Series) -> bool:
@@ -74,11 +75,12 @@ def cost_text(row: pd.Series) -> str:
     """'costs N% (D) more', or 'indistinguishable here' (:func:`is_resolved`), with
     the CI."""
     if not is_resolved(row):
-        return f"indistinguishable here ({_pct(row['ci_low_pct'], row['ci_high_pct'])})"
+        return f"indistinguishable here ({ci_text(row['ci_low_pct'], row['ci_high_pct'])})"
     more = "more" if row["overhead_pct"] > 0 else "less"
     return (
-        f"costs {abs(row['overhead_pct']):.1f}% ({fmt_seconds(abs(row['overhead_ns']) * 1e-9)}) "
-        f"{more} ({_pct(row['ci_low_pct'], row['ci_high_pct'])})"
+        f"costs {format_percent(abs(row['overhead_pct']))} "
+        f"({format_seconds(abs(row['overhead_ns']) * 1e-9)}) "
+        f"{more} ({ci_text(row['ci_low_pct'], row['ci_high_pct'])})"
     )
 
 
@@ -93,13 +95,13 @@ def paired_findings(paired: pd.DataFrame, multi: bool = False) -> list[Finding]:
             at = t.iloc[(t["nbytes"] - HEADLINE_BYTES).abs().argmin()]
             n = int(at["workers"])
             text = (
-                f"At {fmt_bytes(at['nbytes'])} (float32, contiguous, source requires grad"
+                f"At {format_bytes(at['nbytes'])} (float32, contiguous, source requires grad"
                 f"{where}), {_code(TRACKED)} {cost_text(at)} than "
                 f"{_code(UNTRACKED)}: paired, interleaved, in {n} fresh processes; its "
-                f"control (no grad) {_pct(at['control_low_pct'], at['control_high_pct'])}."
+                f"control (no grad) {ci_text(at['control_low_pct'], at['control_high_pct'])}."
             )
             resolved = [is_resolved(r) for _, r in t.iterrows()]
-            sizes = [fmt_bytes(b) for b, r in zip(t["nbytes"], resolved, strict=True) if r]
+            sizes = [format_bytes(b) for b, r in zip(t["nbytes"], resolved, strict=True) if r]
             if all(resolved):
                 text += " The difference is resolved at every measured size."
             elif not any(resolved):
@@ -109,7 +111,7 @@ def paired_findings(paired: pd.DataFrame, multi: bool = False) -> list[Finding]:
             out.append(Finding(text, "overhead"))
         c = table.beside_control(pm, "clone_vs_copy_into").sort_values("nbytes")
         if not c.empty:
-            parts = [f"at {fmt_bytes(r['nbytes'])} {cost_text(r)}" for _, r in c.iterrows()]
+            parts = [f"at {format_bytes(r['nbytes'])} {cost_text(r)}" for _, r in c.iterrows()]
             out.append(
                 Finding(
                     f"{_code('clone')} against {_code(ROOF)} into a buffer that already "
@@ -151,16 +153,16 @@ def _roof(times: pd.DataFrame, multi: bool) -> list[Finding]:
         others = at[at["method"] != ROOF]
         text = (
             f"{_code(ROOF)} into a preallocated buffer peaks at "
-            f"{peak['bandwidth'] / 1e9:.3g} GB/s ({fmt_bytes(peak['nbytes'])}, {dtype}, "
+            f"{format_bandwidth(peak['bandwidth'])} ({format_bytes(peak['nbytes'])}, {dtype}, "
             f"{_where(machine, device, multi)}; its time {_spread(peak)})."
         )
         if not ref.empty and not others.empty:
             slow = others.loc[others["median"].idxmax()]
             r = ref.iloc[0]
             text += (
-                f" At {fmt_bytes(biggest)}, {_code(slow['method'])} took {_spread(slow)} "
+                f" At {format_bytes(biggest)}, {_code(slow['method'])} took {_spread(slow)} "
                 f"where {_code(ROOF)} took {_spread(r)} "
-                f"({slow['median'] / r['median']:.1f}× the median)"
+                f"({_times(slow['median'] / r['median'])} the median)"
             )
             # Stated only where the quartiles keep the two apart by the 1.5× it claims.
             apart = slow["q25"] >= 1.5 * r["q75"] if not pd.isna(slow["q25"]) else False
@@ -184,7 +186,7 @@ def _modules(mods: pd.DataFrame, multi: bool) -> list[Finding]:
             # set against each other only where the interquartile ranges do not overlap.
             apart = pd.notna(best["q75"]) and pd.notna(worst["q25"]) and best["q75"] < worst["q25"]
             verdict = (
-                f"{worst['median'] / best['median']:.1f}× the time, and their interquartile "
+                f"{_times(worst['median'] / best['median'])} the time, and their interquartile "
                 "ranges do not overlap"
                 if apart
                 else "within each other's spread: no ranking"
@@ -209,8 +211,9 @@ def _modules(mods: pd.DataFrame, multi: bool) -> list[Finding]:
                 Finding(
                     f"Splitting {fixed_params:,} parameters into {many['n_tensors']} tensors "
                     f"instead of {few['n_tensors']} makes {_code(method)} "
-                    f"{many['median'] / few['median']:.1f}× slower "
-                    f"({fmt_seconds(few['median'])} to {fmt_seconds(many['median'])}, {where}): "
+                    f"{_times(many['median'] / few['median'])} slower "
+                    f"({format_seconds(few['median'])} to {format_seconds(many['median'])}, "
+                    f"{where}): "
                     "its cost is per tensor, not per byte.",
                     "modules",
                 )
@@ -218,12 +221,21 @@ def _modules(mods: pd.DataFrame, multi: bool) -> list[Finding]:
     return out
 
 
+def _times(ratio: float) -> str:
+    """How many times another: ``2.5×``."""
+    return format_ratio(ratio, digits=1, unit="×")
+
+
+def _ratio(ratio: float, unit: str = "") -> str:
+    """A time ratio of two torch versions: ``1.02``, ``1.02×``."""
+    return format_ratio(ratio, digits=2, unit=unit)
+
+
 def _spread(row: pd.Series) -> str:
     if pd.isna(row["q25"]) or pd.isna(row["q75"]):
-        return f"{fmt_seconds(row['median'])} (no spread recorded)"
-    return (
-        f"{fmt_seconds(row['median'])} (IQR {fmt_seconds(row['q25'])} to {fmt_seconds(row['q75'])})"
-    )
+        return f"{format_seconds(row['median'])} (no spread recorded)"
+    quartiles = f"{format_seconds(row['q25'])} to {format_seconds(row['q75'])}"
+    return f"{format_seconds(row['median'])} (IQR {quartiles})"
 
 
 def _versions(vt: pd.DataFrame) -> list[Finding]:
@@ -240,9 +252,9 @@ def _versions(vt: pd.DataFrame) -> list[Finding]:
             Finding(
                 f"torch {version} against torch {base}, from runs one after the other (not "
                 f"interleaved: no verdict; copybench gate gives one): the median time ratio "
-                f"over {len(g)} tensor cases is {med:.2f} (half the cases between {q1:.2f} "
-                f"and {q3:.2f}); the largest is {worst['method']} at "
-                f"{fmt_bytes(worst['nbytes'])}, {worst['ratio']:.2f}× "
+                f"over {len(g)} tensor cases is {_ratio(med)} (half the cases between "
+                f"{_ratio(q1)} and {_ratio(q3)}); the largest is {worst['method']} at "
+                f"{format_bytes(worst['nbytes'])}, {_ratio(worst['ratio'], '×')} "
                 f"({_band(worst['ratio_lo'], worst['ratio_hi'])}).",
                 "versions",
             )
@@ -253,7 +265,7 @@ def _versions(vt: pd.DataFrame) -> list[Finding]:
 def _band(lo: float, hi: float) -> str:
     if pd.isna(lo) or pd.isna(hi):
         return "no spread recorded"
-    return f"{lo:.2f}× to {hi:.2f}× between the two runs' quartiles"
+    return f"{_ratio(lo, '×')} to {_ratio(hi, '×')} between the two runs' quartiles"
 
 
 def _unstable(df: pd.DataFrame) -> list[Finding]:
@@ -264,8 +276,8 @@ def _unstable(df: pd.DataFrame) -> list[Finding]:
     return [
         Finding(
             f"{n} of {len(ok)} measurements are unstable (interquartile range above "
-            f"{UNSTABLE_RELATIVE_IQR:.0%} of the median); the table marks them, and their "
-            "medians are not numbers to act on alone."
+            f"{format_percent(UNSTABLE_RELATIVE_IQR * 100, digits=0)} of the median); the table "
+            "marks them, and their medians are not numbers to act on alone."
         )
     ]
 
@@ -330,7 +342,7 @@ def decisions(paired: pd.DataFrame, semantics: list[dict] | str) -> list[Decisio
                 rows = rows.sort_values("nbytes")
                 picks = {rows.iloc[(rows["nbytes"] - HEADLINE_BYTES).abs().argmin()].name}
                 picks.add(rows.index[-1])
-                label = lambda r: f"at {fmt_bytes(r['nbytes'])}"  # noqa: E731
+                label = lambda r: f"at {format_bytes(r['nbytes'])}"  # noqa: E731
             else:
                 rows = rows.assign(n_params=[MODELS[m].n_params for m in rows["model"]])
                 rows = rows.sort_values(["n_params", "model"])

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import base64
 import html
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
+from ..cases import CASE_COLUMNS, CASE_KEY, COLUMNS, STATISTIC_COLUMNS, UNSTABLE
+from ..units import format_ratio, format_seconds, format_value
 from .findings import Decision, Finding
 
 
@@ -113,48 +116,43 @@ def semantics_table(observations: list[dict] | str) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+# The page's tidy table: the case key (with each tensor's bytes), the median and its spread
+# in the row's unit, and the unstable flag.  Left out: the status (every row here is ok)
+# and the quartiles (the IQR stands for them); the CSV holds every column.
+TIDY_COLUMNS = [
+    *(c for c in COLUMNS if c in CASE_KEY or c in CASE_COLUMNS),
+    *(c for c in STATISTIC_COLUMNS if c not in ("status", "q25", "q75")),
+    UNSTABLE,
+]
+# The statistics given in the row's ``unit`` (seconds, bytes, instructions ...).
+_IN_UNIT = ("median", "iqr")
+
+
+def _tidy_cell(column: str, value: object, unit: object) -> tuple[str, bool]:
+    """A tidy-table cell's text, and whether it is a number (right-aligned)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "", False
+    if column in _IN_UNIT:
+        return format_value(value, str(unit)), True
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        # Counts (elements, bytes, threads, samples), exact: a float only where the column
+        # also holds a gap.
+        return (f"{int(value):,}" if float(value).is_integer() else str(value)), True
+    return str(value), False
+
+
 def tidy_table(df: pd.DataFrame) -> str:
     """The tidy table (successful rows), unstable ones highlighted."""
-    cols = [
-        c
-        for c in [
-            "machine",
-            "torch_version",
-            "metric",
-            "method",
-            "numel",
-            "nbytes",
-            "dtype",
-            "requires_grad",
-            "layout",
-            "device",
-            "threads",
-            "model",
-            "host_memory",
-            "median",
-            "iqr",
-            "n_samples",
-            "unit",
-            "unstable",
-        ]
-        if c in df and df[c].notna().any()
-    ]
-    numeric = {"numel", "nbytes", "threads", "median", "iqr", "n_samples"}
+    cols = [c for c in TIDY_COLUMNS if c in df and df[c].notna().any()]
     head = "".join(f"<th>{esc(c)}</th>" for c in cols)
     body = []
     for rec in df[cols].to_dict("records"):
         cells = []
         for c in cols:
-            v = rec[c]
-            if v is None or (isinstance(v, float) and pd.isna(v)):
-                v = ""
-            elif c in ("numel", "nbytes", "threads", "n_samples") and isinstance(v, float):
-                v = f"{int(v):,}"
-            elif c in ("median", "iqr") and isinstance(v, float):
-                v = f"{v:.4g}"
-            cls = ' class="num"' if c in numeric else ""
-            cells.append(f"<td{cls}>{esc(v)}</td>")
-        tr = ' class="unstable"' if rec.get("unstable") else ""
+            text, number = _tidy_cell(c, rec[c], rec.get("unit"))
+            cls = ' class="num"' if number else ""
+            cells.append(f"<td{cls}>{esc(text)}</td>")
+        tr = ' class="unstable"' if rec.get(UNSTABLE) else ""
         body.append(f"<tr{tr}>{''.join(cells)}</tr>")
     return (
         f'<div class="tidy"><table><thead><tr>{head}</tr></thead>'
@@ -192,8 +190,6 @@ def machines_table(across: pd.DataFrame, machines: list[dict]) -> str:
     """The headline cases across machines (:func:`table.across_machines`): one row per case,
     each machine's median, and each other machine's ratio to the first (the reference).
     ``machines``: name, cpu, gpu, cores and torch of each machine, the reference first."""
-    from .plots import fmt_seconds
-
     ref = machines[0]["machine"]
 
     def header(m: dict, ratio: bool = False) -> str:
@@ -215,13 +211,12 @@ def machines_table(across: pd.DataFrame, machines: list[dict]) -> str:
         cells = [f"<td><code>{esc(method)}</code>, {esc(g['case'].iloc[0])}</td>"]
         medians = [by[m["machine"]]["median"] if m["machine"] in by else None for m in machines]
         ratios = [by[m["machine"]]["ratio"] if m["machine"] in by else None for m in machines]
-        cells += [
-            f'<td class="num">{esc("-" if v is None else fmt_seconds(v))}</td>' for v in medians
-        ]
-        cells += [
-            f'<td class="num">{esc("-" if v is None or pd.isna(v) else f"{v:.2f}×")}</td>'
+        texts = ["-" if v is None else format_seconds(v) for v in medians]
+        texts += [
+            "-" if v is None or pd.isna(v) else format_ratio(v, digits=2, unit="×")
             for v in ratios[1:]
         ]
+        cells += [f'<td class="num">{esc(t)}</td>' for t in texts]
         body.append(f"<tr>{''.join(cells)}</tr>")
     return (
         f'<table class="machines"><thead><tr>{"".join(heads)}</tr></thead>'

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..cases import ROOF, TRACKED, UNTRACKED
 from ..methods import METHODS, module_method_names, tensor_method_names
+from ..units import format_bandwidth, format_bytes, format_count, format_ratio, format_seconds
 from . import table
 
 _MARKERS = "os^vD<>pP*hX"
@@ -55,45 +57,18 @@ def _text(s: object) -> str:
     return str(s).replace("$", r"\$")
 
 
-def fmt_bytes(n: float, _pos: object = None) -> str:
-    if not n or n <= 0:
-        return "0 B"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:g} {unit}"
-    return f"{n:g} B"
-
-
-def fmt_seconds(s: float, _pos: object = None) -> str:
-    if s == 0 or not math.isfinite(s):
-        return "0"
-    a = abs(s)
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6)):
-        if a >= scale:
-            return f"{s / scale:.3g} {unit}"
-    return f"{s / 1e-9:.3g} ns"
-
-
-def fmt_count(n: float, _pos: object = None) -> str:
-    if n >= 1e6:
-        return f"{n / 1e6:g}M"
-    if n >= 1e3:
-        return f"{n / 1e3:g}k"
-    return f"{n:g}"
-
-
 def _size_axis(ax, label: str = "tensor size (bytes, log scale)") -> None:
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(LogLocator(base=32))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.xaxis.set_major_formatter(FuncFormatter(fmt_bytes))
+    ax.xaxis.set_major_formatter(FuncFormatter(format_bytes))
     ax.set_xlabel(label)
     ax.grid(True, which="major", alpha=0.3)
 
 
 def _time_axis(ax, label: str = "time per copy (log scale)") -> None:
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(fmt_seconds))
+    ax.yaxis.set_major_formatter(FuncFormatter(format_seconds))
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_ylabel(label)
 
@@ -184,7 +159,7 @@ def _per_method(times: pd.DataFrame, title: str, y: str, ylabel: str) -> Figure:
             peak = d.loc[d["method"] == ROOF, "bandwidth"].max()
             ax.axhline(peak, color="black", linewidth=0.8, linestyle=":")
             ax.annotate(
-                f"copy_into peak {peak / 1e9:.3g} GB/s",
+                f"copy_into peak {format_bandwidth(peak)}",
                 (0.02, peak),
                 xycoords=("axes fraction", "data"),
                 textcoords="offset points",
@@ -196,7 +171,7 @@ def _per_method(times: pd.DataFrame, title: str, y: str, ylabel: str) -> Figure:
             _time_axis(ax, ylabel)
         else:
             ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v / 1e9:.3g} GB/s"))
+            ax.yaxis.set_major_formatter(FuncFormatter(format_bandwidth))
             ax.yaxis.set_minor_formatter(NullFormatter())
             ax.set_ylabel(ylabel)
         ax.set_title(f"{layout}, {_grad_text(rg)}", fontsize="medium")
@@ -329,19 +304,19 @@ def modules(mods: pd.DataFrame, title: str) -> Figure:
                     label="float32 parameter bytes",
                 )
             ax.set_xscale("log", base=10 if xcol == "n_params" else 2)
-            ax.xaxis.set_major_formatter(FuncFormatter(fmt_count))
+            ax.xaxis.set_major_formatter(FuncFormatter(format_count))
             ax.set_xlabel(f"{xlabel}, log scale")
             ax.set_yscale("log")
             ax.grid(True, which="major", alpha=0.3)
             ax.yaxis.set_minor_formatter(NullFormatter())
             if metric.startswith("time"):
-                ax.yaxis.set_major_formatter(FuncFormatter(fmt_seconds))
+                ax.yaxis.set_major_formatter(FuncFormatter(format_seconds))
                 ax.set_title(f"time against {xlabel.split(' (')[0]}", fontsize="medium")
             else:
                 ax.set_yscale("log", base=2)
                 ax.yaxis.set_major_locator(LogLocator(base=8))
                 ax.yaxis.set_minor_formatter(NullFormatter())
-                ax.yaxis.set_major_formatter(FuncFormatter(fmt_bytes))
+                ax.yaxis.set_major_formatter(FuncFormatter(format_bytes))
                 ax.set_title(f"memory against {xlabel.split(' (')[0]}", fontsize="medium")
             ax.set_ylabel(ylabel)
     fig.suptitle(_text(title))
@@ -382,7 +357,7 @@ def versions(vt: pd.DataFrame, title: str) -> Figure:
         ax.axhline(1, color="black", linewidth=0.8)
         _size_axis(ax)
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.3g}×"))
+        ax.yaxis.set_major_formatter(FuncFormatter(partial(format_ratio, digits=2, unit="×")))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_ylabel("time ratio, newer / oldest torch (log)")
         ax.set_title(f"{dtype}, {_grad_text(rg)}", fontsize="medium")
@@ -604,7 +579,7 @@ def trend(times: pd.DataFrame, title: str, overhead: pd.DataFrame | None = None)
                 **_style(method),
             )
         ax.set_ylim(bottom=0)
-        ax.yaxis.set_major_formatter(FuncFormatter(fmt_seconds))
+        ax.yaxis.set_major_formatter(FuncFormatter(format_seconds))
         ax.set_ylabel("median time per copy (linear, bars: IQR)")
         ax.set_title(f"{where}time per copy, night by night", fontsize="medium")
         ax.grid(True, axis="y", alpha=0.3)

@@ -13,53 +13,35 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..cases import HEADLINE_BYTES, PAIRS
+from ..cases import (
+    CASE_COLUMNS,
+    CASE_KEY,
+    HEADLINE_BYTES,
+    MEASUREMENT_COLUMNS,
+    PAIRS,
+    RUN_COLUMNS,
+    STATISTIC_COLUMNS,
+    TENSOR_AXES,
+    UNSTABLE,
+)
 from ..methods import METHODS, module_method_names, tensor_method_names
+from ..units import format_bytes
 
-# What identifies one case, across harnesses and runs.
-CASE_KEYS = [
-    "machine",
-    "torch_version",
-    "metric",
-    "method",
-    "numel",
-    "dtype",
-    "requires_grad",
-    "layout",
-    "device",
-    "threads",
-    "model",
-    "host_memory",
-]
-
-
+# What identifies one case, across harnesses and runs (a list: pandas selects with it).
+CASE_KEYS = list(CASE_KEY)
+# The CSV beside the page: the tidy table but the environment's name, the raw samples,
+# asv's name for the case and the hardware (the page's Environment section lists it), with
+# the unstable flag.
 CSV_COLUMNS = [
-    "source",
-    "machine",
-    "torch_version",
-    "commit",
-    "date",
-    "benchmark",
-    "metric",
-    "method",
-    "numel",
-    "nbytes",
-    "dtype",
-    "requires_grad",
-    "layout",
-    "device",
-    "threads",
-    "model",
-    "host_memory",
-    "status",
-    "median",
-    "q25",
-    "q75",
-    "iqr",
-    "n_samples",
-    "unit",
-    "unstable",
+    *(c for c in RUN_COLUMNS if c != "env"),
+    *MEASUREMENT_COLUMNS,
+    *CASE_COLUMNS,
+    *STATISTIC_COLUMNS,
+    UNSTABLE,
 ]
+# A tensor case's columns, in the tidy table's order (its axes, nbytes after numel), but the
+# threads: a count or "all", which a comparison across torch versions does not sort by.
+TENSOR_CASE = [c for c in CASE_COLUMNS if c == "nbytes" or (c in TENSOR_AXES and c != "threads")]
 
 
 def latest(df: pd.DataFrame) -> pd.DataFrame:
@@ -164,10 +146,10 @@ def version_table(times: pd.DataFrame) -> pd.DataFrame:
     versions = torch_versions(times)
     if len(versions) < 2:
         return pd.DataFrame(
-            columns=["machine", "version", "baseline", "method", *_case_cols(), *_compare_columns()]
+            columns=["machine", "version", "baseline", "method", *TENSOR_CASE, *_compare_columns()]
         )
     base_v = versions[0]
-    keys = ["machine", "method", *_case_cols()]
+    keys = ["machine", "method", *TENSOR_CASE]
     rows = []
     for key, g in times.groupby(keys, sort=True, dropna=False):
         by = {r["torch_version"]: r for _, r in g.iterrows()}
@@ -180,10 +162,6 @@ def version_table(times: pd.DataFrame) -> pd.DataFrame:
                     {"version": v, "baseline": base_v, **dict(zip(keys, key, strict=True)), **c}
                 )
     return pd.DataFrame(rows)
-
-
-def _case_cols() -> list[str]:
-    return ["device", "dtype", "requires_grad", "layout", "numel", "nbytes"]
 
 
 def skip_reason(row: pd.Series) -> str | None:
@@ -208,10 +186,8 @@ def csv_table(df: pd.DataFrame) -> pd.DataFrame:
     samples left out."""
     out = df.reindex(columns=CSV_COLUMNS)
     out["skip_reason"] = [skip_reason(r) for _, r in df.iterrows()]
-    return out.sort_values(
-        ["machine", "torch_version", "metric", "method", "device", "dtype", "numel", "model"],
-        kind="stable",
-    )
+    # In the case key's order; threads mix counts with "all", which do not sort together.
+    return out.sort_values([c for c in CASE_KEYS if c != "threads"], kind="stable")
 
 
 def newest_torch(df: pd.DataFrame) -> pd.DataFrame:
@@ -255,7 +231,9 @@ def beside_control(paired: pd.DataFrame, pair: str) -> pd.DataFrame:
     """One row per measured case of ``pair``: its result, and its control's CI beside it
     (``control_low_pct``, ``control_high_pct``)."""
     p = paired[paired["pair"] == pair]
-    keys = [k for k in ("machine", "numel", "dtype", "layout", "model") if k in p]
+    # The case a comparison and its control share: every case column they carry but
+    # requires_grad, which the tracked clone's control turns off.
+    keys = [k for k in ("machine", *CASE_COLUMNS) if k in p and k != "requires_grad"]
     main = p[~p["control"].astype(bool)]
     ctrl = p[p["control"].astype(bool)][
         [*keys, "overhead_pct", "ci_low_pct", "ci_high_pct"]
@@ -290,8 +268,6 @@ class Family:
         """The case, in words (a table row's second half)."""
         if self.model is not None:
             return f"model {self.model}"
-        from ..results import format_bytes
-
         return f"{format_bytes(self.nbytes)} float32, requires grad"
 
     def select(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -319,7 +295,6 @@ def headline_families() -> list[Family]:
     is about, the same source for every line); the reference model at the centre of both
     module sweeps (:func:`model_sweeps`)."""
     from ..cases import MODELS, SIZES, nbytes
-    from ..results import format_bytes
 
     paired = {m for pair in PAIRS.values() for m in pair}
     tensor = tuple(m for m in tensor_method_names() if m in paired)
