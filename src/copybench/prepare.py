@@ -71,6 +71,27 @@ def _method_of_kind(method: str, kind: str) -> Any:
     return m
 
 
+def _ready(
+    method: str,
+    bound: Callable[[], Any],
+    device: str,
+    threads: int,
+    size: int,
+    source: Any,
+    warm: bool = True,
+    also_sync: tuple[str, ...] = (),
+) -> Prepared:
+    """The bound copy made ready to time: repeated if the self-test hook asks, synchronised
+    on ``device`` (and on each of ``also_sync``), warmed up unless ``warm`` is false."""
+    call = _maybe_slowed(method, bound)
+    run = synchronized(call, device)
+    for other in also_sync:
+        run = synchronized(run, other)
+    if warm:
+        warm_up(run, device)
+    return Prepared(run, call, device, threads, size, source)
+
+
 # asv re-runs ``setup`` before every sample so that state cannot drift between samples.
 # Nothing here drifts: no registered copy writes to its source, and copy_into's buffer is
 # *meant* to stay resident.  Re-creating a 128 MiB source and re-warming it for every sample
@@ -94,11 +115,7 @@ def prepare_tensor_case(
     threads = set_threads(threads)
     x = make_tensor(numel, dtype, requires_grad, layout, device)
     reset_cuda_allocator(device)
-    call = _maybe_slowed(method, m.bind(x))
-    run = synchronized(call, device)
-    if warm:
-        warm_up(run, device)
-    return Prepared(run, call, device, threads, nbytes(numel, dtype), x)
+    return _ready(method, m.bind(x), device, threads, nbytes(numel, dtype), x, warm=warm)
 
 
 @functools.lru_cache(maxsize=1)
@@ -109,11 +126,8 @@ def prepare_module_case(
     threads = set_threads(threads)
     source, spec = make_model(model, device)
     reset_cuda_allocator(device)
-    call = _maybe_slowed(method, m.bind(source, spec.build))
-    run = synchronized(call, device)
-    warm_up(run, device)
     size = sum(p.numel() * p.element_size() for p in source.parameters())
-    return Prepared(run, call, device, threads, size, source)
+    return _ready(method, m.bind(source, spec.build), device, threads, size, source)
 
 
 @functools.lru_cache(maxsize=1)
@@ -126,10 +140,7 @@ def prepare_transfer_case(
     x, target, pinned = make_transfer_source(method, numel, host_memory)
     gpu = str(x.device) if x.device.type == "cuda" else target
     reset_cuda_allocator(gpu)
-    call = _maybe_slowed(method, m.bind(x, target, pinned))
     # Synchronise every GPU involved: a non-blocking copy must be complete when timed.
-    run = synchronized(call, gpu)
-    if target.startswith("cuda") and x.device.type == "cuda":
-        run = synchronized(run, target)
-    warm_up(run, gpu)
-    return Prepared(run, call, gpu, threads, nbytes(numel, "float32"), x)
+    peer = (target,) if target.startswith("cuda") and x.device.type == "cuda" else ()
+    bound = m.bind(x, target, pinned)
+    return _ready(method, bound, gpu, threads, nbytes(numel, "float32"), x, also_sync=peer)
