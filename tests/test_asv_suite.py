@@ -158,6 +158,22 @@ def test_show_prints_the_table(small_run, run_cli):
     assert "clone_detach" in r.stdout and "state_dict_snapshot" in r.stdout
 
 
+def test_show_into_a_closed_pipe_ends_quietly(small_run):
+    """``copybench show ... | head``: the reader is gone before the table is written."""
+    results, _ = small_run
+    copybench = Path(sys.executable).with_name("copybench")
+    proc = subprocess.Popen(
+        [str(copybench), "show", "--csv", str(results)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()  # long before the child, still importing torch, writes
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""
+
+
 def test_show_headline_is_computed_from_the_results(small_run, run_cli):
     results, _ = small_run
     r = run_cli("show", "--headline", str(results))

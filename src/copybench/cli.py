@@ -391,6 +391,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkerError as e:
         print(f"copybench: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (``copybench show ... | head``): nothing more to say, and
+        # Python must not complain when it flushes stdout at exit.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
 
 
 if __name__ == "__main__":
