@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .cases import ALLOCATOR_OPS, ALLOCATOR_SIZES, REMEDIES, CaseError
+from .cases import ALLOCATOR_OPS, ALLOCATOR_SIZES, REMEDIES, UNSTATED_DTYPE, CaseError
 
 _GLIBC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_TRIM_THRESHOLD_")
 
@@ -49,7 +49,7 @@ def prepare_op(op: str, numel: int, threads: int | str = 1) -> tuple[Callable[[]
     from .timing import resolve_threads, set_threads, warm_up
 
     set_threads(resolve_threads(threads))
-    x = make_tensor(numel, "float32", False, "contiguous", "cpu")
+    x = make_tensor(numel, UNSTATED_DTYPE, False, "contiguous", "cpu")
     fn = bind_op(op, x)
     warm_up(fn, "cpu")
     return fn, x

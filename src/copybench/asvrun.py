@@ -15,7 +15,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -272,7 +271,6 @@ def run_asv(
     cmd = asv_command(
         config, machine, commit, bench_regexes(sel) if benches is None else benches, quick, extra
     )
-    end = None if timeout is None else time.monotonic() + timeout
     env = dict(os.environ)
     # asv drops PYTHONPATH from the environments it runs, "existing" ones included, unless
     # it is also given as ASV_PYTHONPATH (the GPU check installs into a folder on it).
@@ -280,28 +278,40 @@ def run_asv(
         env.setdefault("ASV_PYTHONPATH", env["PYTHONPATH"])
     with contextlib.ExitStack() as stack:
         sink = None if log is None else stack.enter_context(open(log, "a"))
-
-        def run(command: list[str], **streams: Any) -> None:
-            left = None if end is None else max(end - time.monotonic(), 0.0)
-            done = run_bounded(command, left, cwd=root, env=env, **streams)
-            if done.returncode:
-                raise subprocess.CalledProcessError(done.returncode, command)
-
-        # Record this machine's description (CPU model, cores, memory) non-interactively,
-        # under its name.
-        run(
-            [sys.executable, "-m", "asv", "machine", "--yes", "--machine", machine]
-            + ["--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-        )
+        record_machine(machine)
         print(f"$ {shlex.join(cmd)}", file=sink or sys.stdout, flush=True)
-        run(cmd, stdout=sink, stderr=None if sink is None else subprocess.STDOUT)
+        stderr = None if sink is None else subprocess.STDOUT
+        done = run_bounded(cmd, timeout, cwd=root, env=env, stdout=sink, stderr=stderr)
+        if done.returncode:
+            raise subprocess.CalledProcessError(done.returncode, cmd)
     newest = _newest_results(results_dir(config) / machine)
     if newest is None:
         raise FileNotFoundError(f"asv wrote no results under {results_dir(config) / machine}")
     write_env_sidecar(newest, {**environment_info(), "machine": machine})
     return newest
+
+
+def record_machine(machine: str) -> dict[str, str]:
+    """File this computer in asv's machine file (``~/.asv-machine.json``) under ``machine``,
+    described in full, and return the description: each field (OS, arch, CPU, cores, RAM)
+    as the file already records it under that name, else as asv detects it.
+
+    Not through ``asv machine --yes --machine NAME``: for any name but the hostname that
+    records the name alone (asv drops every field equal to what it detects, and fills in
+    the detected values only when nothing at all is given), so results and reports could
+    not say which CPU measured them.  ``asv run --machine NAME`` then reads this entry."""
+    from asv.machine import Machine, MachineCollection
+
+    try:
+        recorded = json.loads(Path(MachineCollection.get_machine_file_path()).read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    entry = recorded.get(machine) if isinstance(recorded, dict) else None
+    entry = entry if isinstance(entry, dict) else {}
+    info = {k: str(entry.get(k) or v) for k, v in Machine.get_defaults().items()}
+    info["machine"] = machine
+    MachineCollection.save(machine, info)
+    return info
 
 
 def write_paired(results_file: Path, records: list[dict[str, Any]]) -> Path:

@@ -20,6 +20,8 @@ from torch import nn
 # overhead dominates; 2**20 is 4 MiB, around glibc's dynamic mmap threshold.
 SIZES: tuple[int, ...] = (1, 2**5, 2**10, 2**15, 2**20, 2**25)
 DTYPES: tuple[str, ...] = ("float32", "bfloat16")
+# What a tensor benchmark without a dtype axis measures (transfers, studies): float32.
+UNSTATED_DTYPE = DTYPES[0]
 REQUIRES_GRAD: tuple[bool, ...] = (False, True)
 # "transposed": the transpose of a contiguous 2-D tensor, the most common strided input.
 LAYOUTS: tuple[str, ...] = ("contiguous", "transposed")
@@ -445,9 +447,9 @@ def make_transfer_source(method: str, numel: int, host_memory: str) -> tuple:
             check_device(d)
     if source == "host":
         check_device("cuda")  # pinning needs a GPU too
-        x = fill_random(torch.empty(numel, pin_memory=pinned))
+        x = fill_random(torch.empty(numel, dtype=dtype_of(UNSTATED_DTYPE), pin_memory=pinned))
     else:
-        x = fill_random(torch.empty(numel, device=source))
+        x = fill_random(torch.empty(numel, dtype=dtype_of(UNSTATED_DTYPE), device=source))
     return x, target, pinned
 
 

@@ -13,7 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .cases import DEFAULT_THREADS, make_model, make_tensor, make_transfer_source, nbytes
+from .cases import (
+    DEFAULT_THREADS,
+    UNSTATED_DTYPE,
+    make_model,
+    make_tensor,
+    make_transfer_source,
+    nbytes,
+)
 from .methods import get_method
 from .timing import reset_cuda_allocator, set_threads, synchronized, warm_up
 
@@ -143,4 +150,5 @@ def prepare_transfer_case(
     # Synchronise every GPU involved: a non-blocking copy must be complete when timed.
     peer = (target,) if target.startswith("cuda") and x.device.type == "cuda" else ()
     bound = m.bind(x, target, pinned)
-    return _ready(method, bound, gpu, threads, nbytes(numel, "float32"), x, also_sync=peer)
+    size = nbytes(numel, UNSTATED_DTYPE)
+    return _ready(method, bound, gpu, threads, size, x, also_sync=peer)

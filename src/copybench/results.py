@@ -210,8 +210,10 @@ def _case(params: dict[str, Any]) -> dict[str, Any]:
     """The case columns (cases.CASE_COLUMNS) of a measurement from its parameters: every
     axis, None where the harness has no such axis; ``nbytes`` from count and dtype."""
     case = {axis: params.get(axis) for axis in cases.CASE_AXES}
-    if case["dtype"] is None and case["host_memory"] is not None:
-        case["dtype"] = "float32"  # transfers have no dtype axis: they move float32
+    if case["dtype"] is None and case["numel"] is not None:
+        # Tensor benchmarks without a dtype axis (transfers, the allocator study, the
+        # instruction counts) measure float32.
+        case["dtype"] = cases.UNSTATED_DTYPE
     case["nbytes"] = params.get("nbytes") or _nbytes(case["numel"], case["dtype"])
     return case
 
