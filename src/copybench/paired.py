@@ -834,6 +834,7 @@ def instruction_rows(sizes: Sequence[int], dtype: str) -> list[dict[str, Any]]:
 def cmd_overhead(args: argparse.Namespace) -> int:
     from .cases import INSTRUCTION_SIZES
     from .progress import Progress, note
+    from .units import format_seconds
 
     if args.instructions:
         sizes = check_overhead_options(args, INSTRUCTION_SIZES)
@@ -885,9 +886,10 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     for r in rows:
         flag = "  unstable" if r["unstable"] else ""
         each = r["worker_overhead_pct"] or [r["overhead_pct"]]
+        base, cost = (format_seconds(r[k] * 1e-9) for k in ("base_ns", "overhead_ns"))
         print(
-            f"{r['numel']:>10,} {r['base_ns']:>9,.0f}ns {r['overhead_pct']:>8.1f}% "
-            f"[{r['ci_low_pct']:>6.1f}, {r['ci_high_pct']:>6.1f}]% {r['overhead_ns']:>8,.0f}ns "
+            f"{r['numel']:>10,} {base:>11} {r['overhead_pct']:>8.1f}% "
+            f"[{r['ci_low_pct']:>6.1f}, {r['ci_high_pct']:>6.1f}]% {cost:>10} "
             f"{r['n_pairs']:>6} {min(each):>6.1f}-{max(each):>5.1f}%{flag}"
         )
     return 0
