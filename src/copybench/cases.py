@@ -301,7 +301,7 @@ SNAPSHOT, DEEPCOPY = PAIRS["deepcopy_vs_snapshot"]
 # The size the headline sentence is stated at: 1,024 float32 elements (4 KiB), where
 # per-call overhead dominates.
 HEADLINE_NUMEL = 2**10
-HEADLINE_BYTES = HEADLINE_NUMEL * 4
+HEADLINE_BYTES = nbytes(HEADLINE_NUMEL, UNSTATED_DTYPE)
 # The README's headline table: 4 KiB, 4 MiB and the grid's largest tensor.
 HEADLINE_SIZES: tuple[int, ...] = (HEADLINE_NUMEL, 2**20, SIZES[-1])
 
@@ -324,8 +324,8 @@ INSTRUCTION_METHODS: tuple[str, ...] = PAIRS["tracked_clone"][::-1]
 ALLOCATOR_SIZES: tuple[int, ...] = (2**20, 2**24)
 ALLOCATOR_OPS: tuple[str, ...] = ("clone", "empty_like", ROOF)
 _MIB = 1 << 20
-# The allocator study runs each remedy in a fresh process with this environment.
-# Environments for a fresh process (glibc's tunables).  Setting the mmap threshold fixes it
+# The allocator study's remedies: each runs in a fresh process with this environment (glibc's
+# tunables).  Setting the mmap threshold fixes it
 # (no dynamic adjustment) at glibc's maximum, so blocks up to 32 MiB come from the heap; the
 # top pad then keeps freed memory at the top of the heap instead of trimming it back to the
 # kernel, so the next clone finds its pages resident.
@@ -383,7 +383,7 @@ ALL_SIZES: tuple[int, ...] = tuple(
 
 # --- the tidy table's columns ----------------------------------------------------------------
 # Declared once; every loader, the report, the CSV and the CLI derive their lists from these
-# (tests/test_registry.py fails on a hand-typed list of case columns anywhere else).
+# (tests/test_house.py fails on a hand-typed list of case columns anywhere else).
 
 # What identifies a case within a run: every harness's axes, in one order.
 CASE_AXES: tuple[str, ...] = tuple(
