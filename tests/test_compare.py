@@ -106,6 +106,23 @@ def test_gate_bad_input(run_cli, tmp_path: Path) -> None:
     assert "not an executable" in _bad_cmd(run_cli, "gate", "--base-python", str(tmp_path))
     assert "unknown copy method" in _bad_cmd(run_cli, "gate", "--method", "nope")
     assert "device transfer" in _bad_cmd(run_cli, "gate", "--method", "to_device")
+    assert "--threshold" in _bad_cmd(run_cli, "gate", "--threshold", "-0.5")
+    assert "--instruction-threshold" in _bad_cmd(run_cli, "gate", "--instruction-threshold", "-1")
+    assert "--alpha" in _bad_cmd(run_cli, "gate", "--alpha", "1.5")
+    assert "--processes" in _bad_cmd(run_cli, "gate", "--processes", "1")
+
+
+def test_power_study_bad_input(run_cli, tmp_path: Path) -> None:
+    assert "at least 1" in _bad_cmd(run_cli, "power-study", "--factor", "0.9")
+    assert "unknown target" in _bad_cmd(run_cli, "power-study", "--target", "nope")
+    assert "unknown copy method" in _bad_cmd(run_cli, "power-study", "--method", "nope")
+    assert "--threshold" in _bad_cmd(run_cli, "power-study", "--threshold", "-0.5")
+    assert "--append needs --out" in _bad_cmd(run_cli, "power-study", "--append")
+    missing = tmp_path / "missing.json"
+    assert str(missing) in _bad_cmd(run_cli, "power-study", "--from", str(missing))
+    other = tmp_path / "other.json"
+    other.write_text('{"format": "copybench-gate/1"}')
+    assert "not a power study" in _bad_cmd(run_cli, "power-study", "--from", str(other))
 
 
 def _bad_cmd(run_cli, *args: str, cwd: Path = ROOT) -> str:

@@ -1,13 +1,15 @@
 """Callgrind instruction counts, and the gate that judges them; skipped without valgrind.
 
 Three Valgrind runs in all (about 40 s each, most of it ``import torch``): the counts of
-the gate's tensor methods here, and both sides of one ``copybench gate`` started from
-other surroundings, whose head side carries a regression copybench does not cooperate
-with.  A ``sitecustomize.py`` on its ``PYTHONPATH`` wraps ``torch.Tensor.clone`` so that
-every call takes 30% longer (it spins for 0.3x the time the real clone took), the way a
-slower torch build, a debugging hook or a monkeypatching library would.  Which copy
-methods call ``Tensor.clone`` is not typed here: the test traces each method's call with
-the same kind of wrapper.
+the gate's cases at 1,024 elements here, and both sides of one ``copybench gate`` started
+from other surroundings, whose head side carries a regression copybench does not cooperate
+with: the project's ``inject/sitecustomize.py`` on its ``PYTHONPATH`` wraps
+``torch.Tensor.clone`` so that every call takes 30% longer (it spins for 0.3x the time the
+real clone took), the way a slower torch build, a debugging hook or a monkeypatching library
+would.  The slowdown comes as a nightly's would, through the environment the gate inherits,
+with the baseline told to drop it (``--base-env PYTHONPATH=``): the counts must see it on
+the head side as the wall time does.  Which copy methods call ``Tensor.clone`` is observed
+(``copybench.power.calls_into``), not typed here.
 """
 
 from __future__ import annotations
@@ -20,58 +22,41 @@ from pathlib import Path
 
 import pytest
 
-from copybench.cases import GATE_METHODS, INSTRUCTION_SIZES
-from copybench.instructions import count_instructions, valgrind_available
+from copybench.gate import DEFAULT_INSTRUCTION_THRESHOLD, gate_cases, instruction_cases
+from copybench.injection import INJECT_DIR
+from copybench.instructions import count_cases, count_instructions, valgrind_available
 
 pytestmark = pytest.mark.skipif(not valgrind_available(), reason="valgrind not available")
 
 ROOT = Path(__file__).resolve().parents[1]
-# What the gate counts: its tensor methods at the instruction sizes, from a source that
-# requires grad (the same statements in the same order, so the same counts).
-METHODS = list(GATE_METHODS)
+# What the gate counts at 1,024 elements: its cases there, both ways of requires_grad, and
+# its tensor methods at the instruction sizes (the same statements in the same order, so
+# the same counts).
+COUNTED = instruction_cases(gate_cases(sizes=[1024]))
 CASE = "{}-{}-float32-grad-contiguous-cpu-t1"
-
-SITECUSTOMIZE = """\
-import time
-
-import torch
-
-_clone = torch.Tensor.clone
-
-
-def clone(self, *args, **kwargs):
-    start = time.perf_counter()
-    out = _clone(self, *args, **kwargs)
-    end = time.perf_counter()
-    end += 0.3 * (end - start)
-    while time.perf_counter() < end:
-        pass
-    return out
-
-
-torch.Tensor.clone = clone
-"""
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory):
-    """This process's counts, and ``copybench gate`` (one round, the head side slowed by
-    the sitecustomize) started from other surroundings than this process: another
+    """This process's counts, and ``copybench gate`` (two rounds, the head side slowed by
+    the injected sitecustomize) started from other surroundings than this process: another
     working directory, ``PATH``, ``$TMPDIR`` and a 3,000-character variable, none of
     which may reach the Valgrind child (the counts moved by up to 6% between shells when
     they did).  The gate runs while this process counts: a count does not depend on what
     runs beside it."""
     tmp = tmp_path_factory.mktemp("gate")
-    site = tmp / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     env = dict(os.environ)
     env["PATH"] = f"{tmp}/not/a/real/dir:{env['PATH']}"
     env["COPYBENCH_TEST_PADDING"] = "x" * 3000
     env["TMPDIR"] = str(tmp)
+    # Inherited by the gate, as a night inherits its job's environment; by a relative path,
+    # which the counting child (run in another folder) must still find.
+    env["PYTHONPATH"] = os.path.relpath(INJECT_DIR, tmp)
+    env["INJECT_SLOWDOWN"] = "Tensor.clone:1.3"
     out = tmp / "gate.json"
-    args = ["--size", "1024", "--processes", "1", "--budget", "0.02", "--instructions"]
-    args += ["--head-env", f"PYTHONPATH={site}", "--out", str(out), "--format", "json"]
+    args = ["--size", "1024", "--processes", "2", "--budget", "0.02", "--instructions"]
+    args += ["--base-env", "PYTHONPATH=", "--base-env", "INJECT_SLOWDOWN="]
+    args += ["--out", str(out), "--format", "json"]
     # The base interpreter by a relative path, as the nightly workflow names its baseline.
     args += ["--base-python", os.path.relpath(sys.executable, tmp)]
     with subprocess.Popen(
@@ -83,13 +68,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
         text=True,
     ) as proc:
         try:
-            counts = count_instructions(METHODS, INSTRUCTION_SIZES)
+            got = count_cases([c for _, c in COUNTED])
             stdout, stderr = proc.communicate(timeout=900)
         except BaseException:
             proc.kill()
             raise
     assert proc.returncode == 1, stdout[-3000:] + stderr[-3000:]
-    return counts, (site, json.loads(stdout)["benchmarks"], json.loads(out.read_text()))
+    counts = {key: r for (key, _), r in zip(COUNTED, got, strict=True)}
+    return counts, (json.loads(stdout)["benchmarks"], json.loads(out.read_text()))
 
 
 @pytest.fixture(scope="module")
@@ -103,84 +89,68 @@ def gate(runs):
 
 
 def test_tracked_clone_costs_thousands_more_instructions(counts):
-    tracked = counts[("clone_detach", 1024)].instructions
-    untracked = counts[("detach_clone", 1024)].instructions
+    from copybench.stats import median
+
+    tracked = median(counts[CASE.format("clone_detach", 1024)])
+    untracked = median(counts[CASE.format("detach_clone", 1024)])
     assert untracked > 1000
     assert 1000 < tracked - untracked < untracked
 
 
-def test_rounds_spread_less_than_the_gate_threshold(counts):
-    # The rounds of one run differ a little: each loop starts from the heap the loops
-    # before it left (with the gate's four methods here, `clone` at 1,024 elements had
-    # rounds of 11,216, 11,217 and 10,896 instructions: 2.9%).  The count is their
-    # median, and the gate judges counts by its threshold alone (5% by default), so the
-    # spread must stay inside it; a change to the counting that widened it would let
-    # heap history pass for a regression.  Deterministic, not a timing check.
-    from copybench.gate import DEFAULT_THRESHOLD
+def test_every_gate_case_is_counted_module_copies_included(counts):
+    assert set(counts) == {key for key, _ in COUNTED}
+    assert any(c["kind"] == "module" for _, c in COUNTED)
+    assert {c["requires_grad"] for _, c in COUNTED if c["kind"] == "tensor"} == {True, False}
+    assert all(min(r) > 1000 for r in counts.values())
 
-    for c in counts.values():
-        assert max(c.rounds) - min(c.rounds) < DEFAULT_THRESHOLD * c.instructions, c
+
+def test_rounds_spread_less_than_the_instruction_threshold(counts):
+    # The rounds of one run differ a little: each loop starts from the heap the loops
+    # before it left.  The count is their median, and the gate judges counts by its
+    # instruction threshold alone (2% by default), so the spread must stay inside it; a
+    # change to the counting that widened it would let heap history pass for a regression.
+    # Deterministic, not a timing check.
+    for key, r in counts.items():
+        assert max(r) - min(r) < DEFAULT_INSTRUCTION_THRESHOLD * min(r), (key, r)
 
 
 def test_separate_invocations_agree(counts, gate):
     # The gate's base side is a plain count made from another process, working directory,
     # PATH and $TMPDIR.  Deterministic, not a timing check.
-    _, _, saved = gate
+    from copybench.stats import median
+
+    _, saved = gate
     again = saved["instructions"]["base"]
-    assert set(again) == {CASE.format(m, n) for m, n in counts}
-    for (m, n), c in counts.items():
-        assert abs(again[CASE.format(m, n)] - c.instructions) <= 0.001 * c.instructions
-    tracked, untracked = ("clone_detach", 1024), ("detach_clone", 1024)
-    first = counts[tracked].instructions - counts[untracked].instructions
-    second = again[CASE.format(*tracked)] - again[CASE.format(*untracked)]
+    assert set(again) == set(counts)
+    for key, r in counts.items():
+        assert abs(again[key] - median(r)) <= 0.001 * median(r), key
+    tracked, untracked = CASE.format("clone_detach", 1024), CASE.format("detach_clone", 1024)
+    first = median(counts[tracked]) - median(counts[untracked])
+    second = again[tracked] - again[untracked]
     assert abs(second - first) <= 0.001 * first
 
 
-def _calls_tensor_clone(method: str) -> bool:
-    """Whether one call of ``method`` (on a source that requires grad) goes through
-    ``torch.Tensor.clone``, traced by wrapping it as the sitecustomize does."""
-    import torch
+def test_an_inherited_slowdown_reaches_the_counts_of_its_side_only(gate):
+    from copybench.power import calls_into
 
-    from copybench.cases import make_tensor
-    from copybench.methods import get_method
-
-    calls = []
-    original = torch.Tensor.clone
-
-    def traced(self, *args, **kwargs):
-        calls.append(1)
-        return original(self, *args, **kwargs)
-
-    torch.Tensor.clone = traced
-    try:
-        x = make_tensor(1024, "float32", True, "contiguous", "cpu")
-        get_method(method).bind(x)()
-    finally:
-        torch.Tensor.clone = original
-    return bool(calls)
-
-
-def test_a_slower_tensor_clone_from_outside_is_caught_by_instruction_counts(gate):
-    site, rows, saved = gate
-    # One round: wall time gets "too few processes" whatever the clocks did (a 30%
-    # change at these sizes is inside the spread between processes here: see the A/A
-    # study in the README), so the verdicts asserted are the instruction counts', which
-    # repeat exactly: not a statistical outcome.
-    timed = [b for b in rows if b["unit"] == "seconds"]
+    rows, saved = gate
+    # Two rounds: wall time gets "too few processes" whatever the clocks did, so the
+    # verdicts asserted are the instruction counts', which repeat exactly: not a
+    # statistical outcome.
+    timed = [b for b in rows if b["benchmark"] == "gate"]
     assert timed and {b["verdict"] for b in timed} == {"too few processes"}
-    counted = {b["case"]: b for b in rows if b["unit"] == "instructions"}
-    expected = {
-        CASE.format(m, n): _calls_tensor_clone(m) for m in METHODS for n in INSTRUCTION_SIZES
-    }
-    assert set(counted) == set(expected)
-    assert any(expected.values()) and not all(expected.values())
-    for case, calls_clone in expected.items():
-        b = counted[case]
-        if calls_clone:  # 30% or more: the spin, plus the wrapper's Python frame
-            assert b["verdict"] == "regressed" and b["ratio"] > 1.3, b
+    counted = {b["case"]: b for b in rows if b["benchmark"] == "gate-instructions"}
+    assert set(counted) == {key for key, _ in COUNTED}
+    calls = set(calls_into(gate_cases(sizes=[1024]), "clone"))
+    assert calls and calls != set(counted)
+    for case, b in counted.items():
+        if case in calls:  # the spin, plus the wrapper's frame
+            assert b["verdict"] == "regressed", b
         else:
             assert b["verdict"] == "unchanged", b
-    assert saved["sides"]["head"]["env"] == {"PYTHONPATH": str(site)}
+    # What told the sides apart reached both counts, and the record says so.
+    assert saved["instructions"]["env"] == ["INJECT_SLOWDOWN", "PYTHONPATH"]
+    assert saved["sides"]["base"]["env"] == {"PYTHONPATH": "", "INJECT_SLOWDOWN": ""}
 
 
 def test_bad_method_is_rejected_before_valgrind_starts():

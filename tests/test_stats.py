@@ -138,30 +138,96 @@ def test_compare_gates_instruction_counts_on_one_value_per_side() -> None:
 # --- the process as the unit ----------------------------------------------------------------
 
 
-def test_sign_test_and_the_rounds_a_verdict_needs():
-    assert stats.sign_test_p([1.1] * 10) == pytest.approx(2 * 0.5**10)
-    assert stats.sign_test_p([1.0, 1.0]) == 1.0  # ties carry no sign
-    assert stats.sign_test_p([1.1, 0.9] * 5) == 1.0
-    # Holm over m tests can reach alpha only when m * 2 * 0.5**n < alpha.
-    assert stats.processes_for(0.05, 1) == 6
-    assert stats.processes_for(0.0005, 4) == 14
-    assert stats.processes_for(0.05, 600) == 15
+@pytest.mark.parametrize(("m", "n"), [(1, 1), (3, 5), (6, 6), (12, 12), (7, 13)])
+def test_rank_sum_null_is_scipys_exact_distribution(m, n):
+    from math import comb
+
+    from scipy.stats import mannwhitneyu
+
+    counts = stats.rank_sum_null(m, n)
+    assert len(counts) == m * n + 1 and sum(counts) == comb(m + n, m)
+    assert counts == counts[::-1]  # symmetric
+    rng = np.random.default_rng(m * 100 + n)
+    for _ in range(20):
+        a, b = rng.normal(0.3, 1, m), rng.normal(0, 1, n)
+        u = float((a[:, None] > b[None, :]).sum())
+        expected = mannwhitneyu(a, b, alternative="two-sided", method="exact").pvalue
+        assert stats.rank_sum_p(u, m, n) == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_rounds_a_verdict_needs():
+    # Holm over m tests can reach alpha only when m * 2 / C(n, n/2) < alpha.
+    assert stats.smallest_rank_sum_p(4) == pytest.approx(2 / 6)
+    assert stats.processes_for(0.05, 1) == 8  # 2 / C(7, 3) = 0.057, 2 / C(8, 4) = 0.029
+    assert stats.processes_for(0.01, 18) == 15  # the default gate: 18 timed cases
+    assert stats.processes_for(0.05, 600) == 17
+
+
+def test_order_balanced_change_estimates_and_cancels_an_order_effect():
+    rng = np.random.default_rng(1)
+    rounds = 24
+    orders = [True] * 12 + [False] * 12
+    base = np.exp(rng.normal(0, 0.1, rounds))
+    # Head 10% slower; whichever process runs second is 20% slower as well.
+    head = base * 1.1 * np.exp(rng.normal(0, 0.02, rounds))
+    second = np.array(orders)
+    head = np.where(second, head * 1.2, head)
+    base = np.where(second, base, base * 1.2)
+    c = stats.order_balanced_change(base, head, orders)
+    assert c.ratio == pytest.approx(1.1, rel=0.02) and c.ci_low < 1.1 < c.ci_high
+    assert c.p < 1e-5 and c.n_base == rounds
+    assert stats.process_verdict(c, 18, threshold=0.02, alpha=0.01, p=c.p) == "regressed"
+    # The same evidence over too many cases for 24 rounds: no verdict either way.
+    assert stats.process_verdict(c, 10**8, p=c.p) == "too few processes"
+    # Without the balance the order effect would be taken for the change (median of the
+    # per-round ratios): 1.1 * 1.2 in the rounds where head ran second.
+    assert np.median(head[second] / base[second]) == pytest.approx(1.32, rel=0.05)
+    with pytest.raises(ValueError):
+        stats.order_balanced_change([1.0], [1.0, 2.0], [True])
+    # All rounds in one order: no test.
+    one = stats.order_balanced_change([1.0, 1.0], [1.2, 1.2], [True, True])
+    assert np.isnan(one.p)
+
+
+def test_order_balanced_test_holds_its_level_under_a_a():
+    """Under A/A - the two processes of a round exchangeable, order drawn at random and
+    balanced - p < alpha in at most alpha of the gates, whatever the process noise, the
+    order effect or a drift over the rounds.  5,000 simulated gates from a fixed seed:
+    deterministic, so it cannot fail by chance; with the true rate at most 0.05, the
+    binomial standard error is 0.003, and 0.058 is the bound allowed."""
+    rng = np.random.default_rng(7)
+    hits = 0
+    gates = 5000
+    for _ in range(gates):
+        orders = [True] * 12 + [False] * 12
+        rng.shuffle(orders)
+        drift = np.linspace(0, 0.5, 24)  # the machine slows down over the gate
+        first = np.exp(drift + rng.standard_t(3, 24) * 0.2)  # heavy-tailed process noise
+        second = np.exp(drift + 0.15 + rng.standard_t(3, 24) * 0.2)  # second runs slower
+        base = np.where(orders, first, second)
+        head = np.where(orders, second, first)
+        hits += stats.order_balanced_change(base, head, orders).p < 0.05
+    assert hits / gates <= 0.058
 
 
 def test_process_verdicts():
-    base = [1.0, 2.0, 1.5, 1.2, 0.8, 1.1, 1.9, 1.0, 1.3, 1.4]
+    orders = [True, False] * 6
+    base = [1.0, 2.0, 1.5, 1.2, 0.8, 1.1, 1.9, 1.0, 1.3, 1.4, 1.2, 1.1]
     slow = [3 * b for b in base]
-    c = stats.paired_process_change(base, slow)
-    assert c.ratio == pytest.approx(3.0) and c.n_base == 10
+    c = stats.order_balanced_change(base, slow, orders)
+    assert c.ratio == pytest.approx(3.0) and c.n_base == 12
     assert stats.process_verdict(c, 1, p=c.p) == "regressed"
-    # The same evidence over too many cases for 10 rounds: no verdict either way.
-    assert stats.process_verdict(c, 10_000, p=c.p) == "too few processes"
+    faster = stats.order_balanced_change(slow, base, orders)
+    assert stats.process_verdict(faster, 1, p=faster.p) == "improved"
     # A/A with wide process noise: the estimate is near 1 but the CI is not within 5%.
-    noise = [1.3, 0.8, 1.1, 0.7, 1.25, 0.9, 1.05, 0.95, 1.2, 0.85]
-    aa = stats.paired_process_change(base, [b * r for b, r in zip(base, noise, strict=True)])
+    noise = [1.3, 0.8, 1.1, 0.7, 1.25, 0.9, 1.05, 0.95, 1.2, 0.85, 1.0, 1.02]
+    aa = stats.order_balanced_change(
+        base, [b * r for b, r in zip(base, noise, strict=True)], orders
+    )
     assert stats.process_verdict(aa, 1, p=aa.p) == "not significant"
-    with pytest.raises(ValueError):
-        stats.paired_process_change([1.0], [1.0, 2.0])
+    # Exactly the same on both sides: unchanged.
+    same = stats.order_balanced_change(base, base, orders)
+    assert stats.process_verdict(same, 1, p=same.p) == "unchanged"
 
 
 @pytest.mark.parametrize("confidence", [0.5, 0.9, 0.95, 0.99, 0.999])

@@ -188,6 +188,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gpu",
     "gpucheck",
     "gate",
+    "power",
 )
 
 

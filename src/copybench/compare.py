@@ -2,9 +2,11 @@
 
 The process is the statistical unit.  A verdict on wall time needs several fresh processes
 per side, run interleaved with the other side's (``copybench gate`` writes such results;
-give its ``--out`` file as BASE alone): one paired ratio per round, the sign test over the
-rounds, Holm-adjusted over every case, and "regressed" only when that is significant *and*
-the CI of the median ratio lies wholly beyond ``--threshold``.  Two results files (asv,
+give its ``--out`` file as BASE alone): one log ratio per round, the exact rank-sum test
+between the rounds that ran head second and those that ran it first (the order was drawn at
+random), Holm-adjusted over every case, and "regressed" only when that is significant *and*
+the estimate lies beyond ``--threshold``; a method whose semantics differ between the
+gate's sides is "drifted", which fails like a regression.  Two results files (asv,
 pytest-benchmark) hold one run per side, whose samples share their process and their hour:
 they are compared across runs, with the ratio of medians shown and the verdict "too few
 processes" - never "regressed".  Instruction counts repeat exactly and are judged by the
@@ -21,7 +23,7 @@ Both sides must come from the same CPU model and GPU model (a ratio across two m
 measures the machines): different ones are refused unless ``--allow-different-machines``.
 A gate results file comes from one machine by construction.
 
-Exit status 0 when nothing regressed, 1 when something did, 2 on bad input.
+Exit status 0 when nothing regressed (or drifted), 1 when something did, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ class DifferentMachinesError(ResultsError):
     """BASE and HEAD were measured on different CPU or GPU models."""
 
 
+# Comparisons across runs (asv, pytest-benchmark): only deterministic rows get verdicts there.
+ACROSS_RUNS_THRESHOLD = 0.05
+ACROSS_RUNS_ALPHA = 0.05
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
@@ -116,44 +123,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--threshold",
         type=float,
-        default=0.05,
-        help="smallest change that counts, as a fraction (default 0.05: 5%%)",
+        default=None,
+        help="smallest change that counts, as a fraction (default 0.05: 5%%; for gate "
+        "results the gate's, 0.02)",
     )
     p.add_argument(
         "--alpha",
         type=float,
-        default=0.05,
-        help="significance level after Holm's correction (default 0.05)",
+        default=None,
+        help="significance level after Holm's correction (default 0.05; for gate results "
+        "the gate's, 0.01)",
+    )
+    p.add_argument(
+        "--instruction-threshold",
+        type=float,
+        default=None,
+        help="gate results: smallest change in an instruction count that counts (default 0.02)",
     )
     p.add_argument("--format", choices=FORMATS, default="text")
     p.set_defaults(func=cmd_compare)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    if not 0 <= args.threshold < 10:
-        raise ResultsError(f"--threshold must be a fraction such as 0.05, got {args.threshold}")
-    if not 0 < args.alpha < 1:
-        raise ResultsError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    from .gate import is_gate_results
+    from .gate import FAILING, check_gate_levels, is_gate_results
     from .results import saved_run
 
+    check_gate_levels(args.threshold, args.alpha, args.instruction_threshold)
     path = saved_run(args.base, args.storage)
     machines = None
     if path.is_file() and is_gate_results(path):
         if args.head or args.base_env or args.head_env:
             raise ResultsError("a copybench gate results file holds both sides: give it alone")
-        table = compare_gate(json.loads(path.read_text()), args.threshold, args.alpha)
+        table = compare_gate(
+            json.loads(path.read_text()), args.threshold, args.alpha, args.instruction_threshold
+        )
+        threshold, alpha = table.attrs["threshold"], table.attrs["alpha"]
     else:
+        threshold = ACROSS_RUNS_THRESHOLD if args.threshold is None else args.threshold
+        alpha = ACROSS_RUNS_ALPHA if args.alpha is None else args.alpha
         head = saved_run(args.head, args.storage) if args.head is not None else None
         base, head = load_pair(path, head, args.base_env, args.head_env)
         machines = check_machines(base, head, allow_different=args.allow_different_machines)
-        table = compare(base, head, threshold=args.threshold, alpha=args.alpha)
+        table = compare(base, head, threshold=threshold, alpha=alpha)
         warning = missing_samples(base, head)
         if warning:
             print(f"copybench compare: {warning}", file=sys.stderr)
-    text = render(table, args.format, threshold=args.threshold, alpha=args.alpha, machines=machines)
+    text = render(table, args.format, threshold=threshold, alpha=alpha, machines=machines)
     print(text)
-    return 1 if (table["verdict"] == "regressed").any() else 0
+    return 1 if table["verdict"].isin(FAILING).any() else 0
 
 
 def missing_samples(base: pd.DataFrame, head: pd.DataFrame) -> str | None:
@@ -447,31 +464,53 @@ def compare(
 
 
 def compare_gate(
-    data: dict[str, Any], threshold: float = 0.05, alpha: float = 0.05
+    data: dict[str, Any],
+    threshold: float | None = None,
+    alpha: float | None = None,
+    instruction_threshold: float | None = None,
 ) -> pd.DataFrame:
-    """The verdicts of a ``copybench gate`` run (see :mod:`copybench.gate`): per case, the
-    rounds' paired ratios of process medians, Holm-adjusted sign tests over the cases."""
+    """The verdicts of a ``copybench gate`` run (see :mod:`copybench.gate`): per timed case,
+    the rounds' order-balanced estimate and exact rank-sum test, Holm-adjusted over the
+    cases; per counted case, the instruction ratio against ``instruction_threshold``; per
+    method and property whose observed semantics differ between the sides, "drifted".
+    Thresholds and alpha default to the gate's."""
     import pandas as pd
 
     from . import stats
-    from .gate import paired_medians
+    from .gate import (
+        DEFAULT_ALPHA,
+        DEFAULT_INSTRUCTION_THRESHOLD,
+        DEFAULT_THRESHOLD,
+        paired_medians,
+    )
 
-    pairs = paired_medians(data)
-    if not pairs:
-        raise ResultsError("the gate results hold no case measured on both sides")
-    m = len(pairs)
-    changes = {
-        case: stats.paired_process_change(b, h, confidence=1 - alpha)
-        for case, (b, h) in pairs.items()
+    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+    alpha = DEFAULT_ALPHA if alpha is None else alpha
+    if instruction_threshold is None:
+        instruction_threshold = DEFAULT_INSTRUCTION_THRESHOLD
+    # Each case twice: its raw time, and its time over its in-process reference; one Holm
+    # family over both, so that either may name it and A/A still names nothing with
+    # probability 1 - alpha.
+    timed = {
+        "gate": paired_medians(data),
+        "gate-relative": paired_medians(data, relative=True),
     }
-    adjusted = stats.holm_adjust([c.p for c in changes.values()])
-    out = _instruction_rows(data.get("instructions") or {}, threshold)
-    for (case, c), p in zip(changes.items(), adjusted, strict=True):
+    if not timed["gate"]:
+        raise ResultsError("the gate results hold no case measured on both sides")
+    tests = [
+        (benchmark, case, stats.order_balanced_change(b, h, o, confidence=1 - alpha))
+        for benchmark, pairs in timed.items()
+        for case, (b, h, o) in pairs.items()
+    ]
+    adjusted = stats.holm_adjust([c.p for _, _, c in tests])
+    out = _drift_rows(data.get("semantics"))
+    out += _instruction_rows(data.get("instructions") or {}, instruction_threshold)
+    for (benchmark, case, c), p in zip(tests, adjusted, strict=True):
         out.append(
             {
-                "benchmark": "gate",
+                "benchmark": benchmark,
                 "case": case,
-                "unit": "seconds",
+                "unit": "seconds" if benchmark == "gate" else "relative",
                 "asv_name": None,
                 "base_median": c.base_median,
                 "head_median": c.head_median,
@@ -482,17 +521,53 @@ def compare_gate(
                 "n_base": c.n_base,
                 "n_head": c.n_head,
                 "processes": c.n_base,
-                "verdict": stats.process_verdict(c, m, threshold=threshold, alpha=alpha, p=p),
+                "verdict": stats.process_verdict(
+                    c, len(tests), threshold=threshold, alpha=alpha, p=p
+                ),
             }
         )
     table = pd.DataFrame(out)
     table.attrs["gate"] = True
-    return table.sort_values(["ratio", "case"], ascending=[False, True])
+    table.attrs["threshold"] = threshold
+    table.attrs["alpha"] = alpha
+    table.attrs["instruction_threshold"] = instruction_threshold
+    table.attrs["instruction_env"] = (data.get("instructions") or {}).get("env")
+    return table.sort_values(["ratio", "case"], ascending=[False, True], na_position="first")
+
+
+def _drift_rows(semantics: dict[str, Any] | None) -> list[dict]:
+    """One "drifted" row per method and property whose observed semantics differ between
+    the gate's sides (:mod:`copybench.drift`); none where the results hold no semantics."""
+    from .drift import drift_rows
+
+    if not semantics or "base" not in semantics or "head" not in semantics:
+        return []
+    rows = []
+    for d in drift_rows(semantics["base"], semantics["head"]):
+        rows.append(
+            {
+                "benchmark": "gate-semantics",
+                "case": f"{d['method']}: {d['property']}",
+                "unit": "observed",
+                "asv_name": None,
+                "base_median": d["base"],
+                "head_median": d["head"],
+                "ratio": math.nan,
+                "ci_low": math.nan,
+                "ci_high": math.nan,
+                "p": math.nan,
+                "n_base": 1,
+                "n_head": 1,
+                "processes": 1,
+                "verdict": "drifted",
+            }
+        )
+    return rows
 
 
 def _instruction_rows(counts: dict[str, dict[str, float]], threshold: float) -> list[dict]:
     """The gate's instruction counts, both sides (one Valgrind process each): exact, so
-    judged by the threshold alone, and outside the sign tests' multiplicity."""
+    judged by the threshold alone, and outside the timed tests' multiplicity."""
     from . import stats
 
     base, head = counts.get("base", {}), counts.get("head", {})
@@ -545,6 +620,9 @@ def _fmt_p(p: float) -> str:
 def measured_cells(r: Any) -> list[str]:
     """A comparison row's base, head, ratio [CI] and p, as every rendering of it prints
     them (this table, the nightly's job summary)."""
+    if r["unit"] == "observed":  # a semantics row: what each side observed
+        said = {True: "yes", False: "no"}
+        return [said.get(r["base_median"], "n/a"), said.get(r["head_median"], "n/a"), "", ""]
     return [
         format_value(r["base_median"], r["unit"]),
         format_value(r["head_median"], r["unit"]),
@@ -579,6 +657,7 @@ def render(
                 "threshold": threshold,
                 "alpha": alpha,
                 "regressed": int((table["verdict"] == "regressed").sum()),
+                "drifted": int((table["verdict"] == "drifted").sum()),
                 "machines": machines,
                 "benchmarks": records,
             },
@@ -592,20 +671,28 @@ def render(
     if table.attrs.get("gate"):
         from .stats import processes_for
 
-        timed = table[table["unit"] != "instructions"]
-        n = int(timed["processes"].min())
+        timed = table[table["benchmark"].isin(("gate", "gate-relative"))]
+        n = int(timed["processes"].min()) if len(timed) else 0
         how = (
-            f"{n} rounds of one fresh process per side, interleaved; ratio = median over "
-            f"rounds of head/base process medians, {(1 - alpha) * 100:.4g}% order-statistic CI, "
-            "Holm-adjusted sign-test p; regressed = significant and the whole CI beyond "
+            f"{n} rounds of one fresh process per side, back to back, in a random order "
+            f"balanced over the rounds; ratio = Hodges-Lehmann estimate over rounds of the "
+            f"head/base process medians, {(1 - alpha) * 100:.4g}% CI, exact rank-sum p between "
+            "the two orders, Holm-adjusted; regressed = significant and the estimate beyond "
             f"the threshold; {processes_for(alpha, len(timed))} rounds needed "
-            f"for a verdict on {len(timed)} cases"
+            f"for a verdict on {len(timed)} tests; gate-relative: each process's time over "
+            "its in-process reference (a mul over the same bytes), judged the same way, "
+            "beside the raw time"
         )
-        if len(timed) < len(table):
+        if (table["benchmark"] == "gate-instructions").any():
+            seen = table.attrs.get("instruction_env")
             how += (
                 "; gate-instructions: callgrind instructions per call, one count per side, "
-                "exact, judged by the threshold alone"
+                "exact, judged by the instruction threshold "
+                f"({table.attrs.get('instruction_threshold', 0.02):.0%}) alone"
+                + (f"; the counts saw the sides' {', '.join(seen)}" if seen else "")
             )
+        if (table["benchmark"] == "gate-semantics").any():
+            how += "; gate-semantics: `copybench semantics` differs between the sides (drifted)"
     else:
         how = (
             "compared across runs: each side is one run, one process per case, so wall "
@@ -624,7 +711,7 @@ def render(
             "|" + "---|" * len(header),
         ]
         for cells in body:
-            cells[-1] = f"**{cells[-1]}**" if cells[-1] == "regressed" else cells[-1]
+            cells[-1] = f"**{cells[-1]}**" if cells[-1] in ("regressed", "drifted") else cells[-1]
             lines.append(
                 "| "
                 + " | ".join(f"`{cells[1]}`" if i == 1 else c for i, c in enumerate(cells))

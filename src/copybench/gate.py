@@ -13,25 +13,36 @@ compare two runs, or the samples of one process each:
   (base first in even rounds, head first in odd ones), and each round gives one paired
   ratio, head over base, of the processes' medians.
 
-A case's verdict then rests on ``n`` paired ratios: the estimate is their median, with a
-distribution-free CI from order statistics; the test is the sign test (how many rounds
-head was slower), Holm-adjusted over the cases.  Under A/A the two processes of a round
-are exchangeable, so each ratio is as likely above 1 as below, whatever the machine does:
-the chance that any case comes out significant is at most ``alpha``, without assuming a
-distribution.  "regressed" needs that *and* the whole CI beyond ``1 + threshold``.  With
-too few rounds for the sign test to ever reach ``alpha`` over this many cases, the
-verdict is "too few processes", never "regressed".
+The order within a round is drawn at random, balanced: half the rounds run base first.
+A case's verdict then rests on its rounds' log ratios of the two processes' medians
+(:func:`copybench.stats.order_balanced_change`): the exact rank-sum test between the rounds
+that ran head second and those that ran it first, Holm-adjusted over the cases; the
+matching Hodges-Lehmann estimate, in which any advantage of running first or second
+cancels.  Under A/A the labels were drawn at random, independent of anything measured, so
+the chance that any case comes out significant is at most ``alpha`` whatever the machine
+does, without assuming a distribution; a test on how much slower each round was sees a 10%
+slowdown that a count of slower rounds (the sign test this gate used until 2026-11) needs
+nearly every round to show.  "regressed" needs that *and* the estimate beyond
+``1 + threshold``.  With too few rounds for the test to ever reach ``alpha`` over this many
+cases, the verdict is "too few processes", never "regressed".
 
 Each side is an interpreter (``--base-python``, ``--head-python``: two torch builds, two
 checkouts) with an environment of its own (``--base-env``, ``--head-env`` KEY=VALUE).
 
-Where wall time cannot resolve a change (a 30% slower ``Tensor.clone`` at 4 KiB drowns in
-the spread between processes on a shared 2-core machine), instruction counts can: with
+Where wall time cannot resolve a change (a 10% slower ``Tensor.clone`` at 4 MiB drowns in
+the spread between processes on a busy 2-core machine), instruction counts can: with
 callgrind available (``--instructions``, the default there), each side also counts the
-instructions per call of the gate's tensor methods at 32 and 1,024 elements, from a source
-that requires grad (:mod:`copybench.instructions`: one Valgrind process per side, the two
-run at the same time since a count does not depend on the neighbours).  Counts repeat
-exactly, so those rows are judged by the threshold alone.
+instructions per call of every gate case, module copies included, and of its tensor methods
+at 32 and 1,024 elements (:mod:`copybench.instructions`: one Valgrind process per side, the
+two run at the same time since a count does not depend on the neighbours).  Counts repeat
+exactly, so those rows are judged by ``--instruction-threshold`` alone.  Every setting that
+tells the two sides' environments apart reaches both sides' counts alike (see
+:func:`instruction_env`), so a slowdown that comes in through the environment shows in both
+measures or in neither.
+
+Semantics too: each side runs ``copybench semantics`` (:mod:`copybench.drift`); a method
+whose observed behaviour differs between the sides (new storage, requires_grad, grad flow,
+leaf, shared version counter) is a "drifted" row, which fails the gate like a regression.
 """
 
 from __future__ import annotations
@@ -40,10 +51,12 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,10 +65,18 @@ if TYPE_CHECKING:
     from .progress import Progress
 
 FORMAT = "copybench-gate/1"
-DEFAULT_PROCESSES = 12
-DEFAULT_BUDGET = 0.1  # seconds of timed blocks per case in each process
-DEFAULT_THRESHOLD = 0.05  # a change smaller than this is "unchanged"
+DEFAULT_PROCESSES = 24
+DEFAULT_BUDGET = 0.05  # seconds of timed blocks per case in each process
+DEFAULT_THRESHOLD = 0.02  # a timed change smaller than this is "unchanged"
+# The same for instruction counts.  Identical sides give identical counts; but the rounds of
+# one count still wander by up to 1.3% (the heap each loop starts from), and a side whose
+# environment differs (another PYTHONPATH, a sitecustomize) moved an untouched case's count
+# by up to 1.5% at 32 elements: 2% stays clear of both.
+DEFAULT_INSTRUCTION_THRESHOLD = 0.02
+DEFAULT_ALPHA = 0.01  # family-wise, over the timed cases of one gate
 BLOCK_SECONDS = 0.001
+# The verdicts that fail a gate.
+FAILING = ("regressed", "drifted")
 
 
 @dataclass
@@ -132,8 +153,39 @@ def case_id(spec: dict[str, Any]) -> str:
 # --- one process -------------------------------------------------------------------------------
 
 
+def reference_of(source: Any) -> Callable[[], Any]:
+    """The in-process reference timed beside a case: ``torch.mul(x, 1, out=buf)`` over the
+    case's source tensor (each parameter of a model's), into buffers made and touched
+    here.  The same bytes read and written as the copy, in the same process and so the
+    same memory placement, but none of the copy's entry points (``clone``, ``copy_``,
+    ``deepcopy``), so a regression of the copy does not reach it: the ratio of a case to its
+    reference cancels the process's state (a fresh process can land 1.5x slower at 128 KiB
+    here) and keeps the copy's own cost."""
+    import torch
+
+    tensors = [source] if isinstance(source, torch.Tensor) else list(source.parameters())
+    pairs = [(t.detach(), torch.empty_like(t).fill_(0)) for t in tensors]
+
+    def reference() -> None:
+        for x, buf in pairs:
+            torch.mul(x, 1, out=buf)
+
+    return reference
+
+
+def _calls_per_block(fn: Callable[[], Any]) -> int:
+    from .timing import time_block
+
+    n = 1
+    while time_block(fn, n) < BLOCK_SECONDS and n < 1 << 20:
+        n *= 2
+    return n
+
+
 def measure_process(spec: dict[str, Any]) -> dict[str, Any]:
-    """Every case of ``spec``, in this process: per-call seconds of each timed block."""
+    """Every case of ``spec``, in this process: per-call seconds of each timed block of the
+    case, and of its reference (:func:`reference_of`), in ABBA order (case, reference,
+    reference, case, ...) so that a drift within the process hits both alike."""
     import torch
 
     from .cases import CaseError
@@ -145,6 +197,7 @@ def measure_process(spec: dict[str, Any]) -> dict[str, Any]:
         "torch": torch.__version__,
         "slowed_down": slowed_down_methods(),
         "cases": {},
+        "references": {},
         "skipped": {},
     }
     for c in spec["cases"]:
@@ -154,18 +207,35 @@ def measure_process(spec: dict[str, Any]) -> dict[str, Any]:
         except CaseError as e:
             out["skipped"][case_id(c)] = str(e)
             continue
-        n = 1
-        while time_block(case.run, n) < BLOCK_SECONDS and n < 1 << 20:
-            n *= 2
-        blocks = []
+        reference = reference_of(case.source)
+        n, k = _calls_per_block(case.run), _calls_per_block(reference)
+        blocks: list[float] = []
+        refs: list[float] = []
         end = time.perf_counter() + spec["budget"]
-        while len(blocks) < 5 or time.perf_counter() < end:
+        while len(blocks) < 6 or time.perf_counter() < end:
+            blocks.append(time_block(case.run, n) / n)
+            refs.append(time_block(reference, k) / k)
+            refs.append(time_block(reference, k) / k)
             blocks.append(time_block(case.run, n) / n)
         out["cases"][case_id(c)] = blocks
+        out["references"][case_id(c)] = refs
     return out
 
 
 # --- interleaved runs --------------------------------------------------------------------------
+
+
+def balanced_orders(rounds: int, rng: random.Random | None = None) -> list[bool]:
+    """Whether head runs second, per round: half the rounds each way (the odd one out by a
+    coin), in an order drawn at random.  Balanced, so that an advantage of running first or
+    second cancels in the estimate; random, so that the test is exact (see
+    :func:`copybench.stats.order_balanced_change`)."""
+    rng = rng or random.SystemRandom()
+    half = [True] * (rounds // 2) + [False] * (rounds // 2)
+    if rounds % 2:
+        half.append(rng.random() < 0.5)
+    rng.shuffle(half)
+    return half
 
 
 def run_gate(
@@ -177,12 +247,14 @@ def run_gate(
     log: Any = None,
     instructions: bool = False,
     progress: Progress | None = None,
+    semantics: bool = True,
 ) -> dict[str, Any]:
-    """``processes`` rounds; in each, one fresh process per side, back to back, the order
-    alternating; then, with ``instructions``, both sides' instruction counts (see
-    :func:`count_sides`).  Returns the results (see :func:`copybench.compare` for the
-    verdicts).  Progress on the stream ``log``, one step per round; or, where given, on
-    ``progress`` (the A/A study counts the rounds of all its gates on one)."""
+    """``processes`` rounds; in each, one fresh process per side, back to back, in the
+    order :func:`balanced_orders` drew; then, with ``instructions``, both sides' instruction
+    counts (see :func:`count_sides`), and with ``semantics``, both sides' observed
+    semantics (:mod:`copybench.drift`).  Returns the results (see
+    :func:`copybench.compare` for the verdicts).  Progress on the stream ``log``, one step
+    per round; or, where given, on ``progress``."""
     from .progress import Progress, note
     from .workers import run_worker
 
@@ -195,8 +267,8 @@ def run_gate(
         if progress is None
         else contextlib.nullcontext(progress)
     ) as steps:
-        for i in range(processes):
-            order = (base, head) if i % 2 == 0 else (head, base)
+        for head_second in balanced_orders(processes):
+            order = (base, head) if head_second else (head, base)
             got = {}
             for side in order:
                 got[side.name] = run_worker(
@@ -206,6 +278,7 @@ def run_gate(
             steps.step()
     out = {
         "format": FORMAT,
+        "design": "balanced random order",
         "sides": {
             s.name: {"python": s.python, "env": s.env, "torch": rounds[0][s.name]["torch"]}
             for s in (base, head)
@@ -216,48 +289,97 @@ def run_gate(
     if instructions:
         note("copybench gate: counting instructions (callgrind)", log)
         out["instructions"] = count_sides(base, head, cases)
+    if semantics:
+        note("copybench gate: observing semantics on both sides", log)
+        out["semantics"] = observe_sides(base, head)
     return out
 
 
-def instruction_methods(cases: list[dict[str, Any]]) -> list[str]:
-    """The tensor methods among the gate's cases, in order."""
-    return list(dict.fromkeys(c["args"][0] for c in cases if c["kind"] == "tensor"))
+def observe_sides(base: Side, head: Side) -> dict[str, Any]:
+    """``copybench semantics`` in each side's interpreter and environment, at the same time
+    (what a method does does not depend on the neighbours)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .drift import observe_side
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = {s.name: pool.submit(observe_side, s.python, s.environ()) for s in (base, head)}
+        return {name: f.result() for name, f in futures.items()}
+
+
+def instruction_cases(cases: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """What the gate counts, as ``(case id, instructions.count_cases case)``: every gate case
+    (tensor cases at their sizes, both ways of requires_grad; module copies), then each
+    tensor method at the instruction sizes (32 and 1,024 elements, requiring grad), where
+    host overhead is all there is."""
+    from .cases import DEFAULT_THREADS, INSTRUCTION_SIZES, TensorCase
+    from .instructions import module_case, tensor_case
+
+    out: dict[str, dict[str, Any]] = {}
+    for c in cases:
+        if c["kind"] == "tensor":
+            method, numel, dtype, grad = c["args"][:4]
+            out[case_id(c)] = tensor_case(method, numel, dtype, grad)
+        else:
+            out[case_id(c)] = module_case(c["args"][0], c["args"][1])
+    tensors = [c for c in cases if c["kind"] == "tensor"]
+    for method in dict.fromkeys(c["args"][0] for c in tensors):
+        dtype = tensors[0]["args"][2]
+        for numel in INSTRUCTION_SIZES:
+            key = TensorCase(method, numel, dtype, True, "contiguous", "cpu", DEFAULT_THREADS).id
+            out.setdefault(key, tensor_case(method, numel, dtype, True))
+    return list(out.items())
+
+
+def instruction_env(base: Side, head: Side) -> tuple[dict[str, str], dict[str, str]]:
+    """The settings each side's Valgrind child gets on top of its fixed environment: every
+    variable whose value tells the two sides' environments apart (set on one side only, or
+    to different values), each side with its own value (an empty one removes it).
+
+    The child's environment is otherwise fixed, so that counts repeat exactly (see
+    :mod:`copybench.instructions`); but a variable that makes the two sides differ - a
+    ``PYTHONPATH`` with a sitecustomize, an ``LD_PRELOAD``, one of torch's switches - is
+    part of what the gate compares, whether the side was given it (``--head-env``) or
+    inherited it.  Variables the two sides share are left out: they cannot tell them apart.
+    """
+    b, h = base.environ(), head.environ()
+    keys = sorted(k for k in b.keys() | h.keys() if b.get(k) != h.get(k))
+    return {k: b.get(k, "") for k in keys}, {k: h.get(k, "") for k in keys}
 
 
 def count_sides(base: Side, head: Side, cases: list[dict[str, Any]]) -> dict[str, Any]:
-    """Instructions per call of the cases' tensor methods at the instruction sizes, in each
-    side's interpreter and environment: ``{"base": {case: n}, "head": {case: n}}``.  The
-    two Valgrind processes run at the same time (each is deterministic, see
-    :mod:`copybench.instructions`); the rounds of wall time are over by then."""
+    """Instructions per call of :func:`instruction_cases`, in each side's interpreter and
+    environment (:func:`instruction_env`): ``{"base": {case: n}, "head": {case: n}, "env":
+    [the variables that reached both]}``.  The two Valgrind processes run at the same time
+    (each is deterministic, see :mod:`copybench.instructions`); the rounds of wall time are
+    over by then."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .cases import DEFAULT_THREADS, INSTRUCTION_SIZES, TensorCase
-    from .instructions import count_instructions
-
-    methods = instruction_methods(cases)
-    if not methods:
-        return {"base": {}, "head": {}}
-    dtype = next(c["args"][2] for c in cases if c["kind"] == "tensor")
-
-    def count(side: Side) -> dict[str, float]:
-        from .workers import WorkerError
-
-        try:
-            got = count_instructions(
-                methods, INSTRUCTION_SIZES, dtype=dtype, python=side.python, env=side.env
-            )
-        except (RuntimeError, subprocess.TimeoutExpired) as e:  # ValgrindUnavailable too
-            lines = str(e).strip().splitlines() or [type(e).__name__]
-            why = lines[0] + (f" ... {lines[-1].strip()}" if len(lines) > 1 else "")
-            raise WorkerError(f"counting instructions in {side.name} failed: {why}") from None
-        return {
-            TensorCase(m, n, dtype, True, "contiguous", "cpu", DEFAULT_THREADS).id: c.instructions
-            for (m, n), c in got.items()
-        }
-
+    envs = dict(zip((base.name, head.name), instruction_env(base, head), strict=True))
     with ThreadPoolExecutor(2) as pool:
-        futures = {s.name: pool.submit(count, s) for s in (base, head)}
-        return {name: f.result() for name, f in futures.items()}
+        futures = {s.name: pool.submit(count_side, s, envs[s.name], cases) for s in (base, head)}
+        out: dict[str, Any] = {name: f.result() for name, f in futures.items()}
+    out["env"] = sorted(envs[base.name])
+    return out
+
+
+def count_side(side: Side, env: dict[str, str], cases: list[dict[str, Any]]) -> dict[str, float]:
+    """Instructions per call of :func:`instruction_cases` in ``side``'s interpreter, with
+    ``env`` on top of the counting child's fixed environment; WorkerError on failure."""
+    from . import stats
+    from .instructions import count_cases
+    from .workers import WorkerError
+
+    counted = instruction_cases(cases)
+    if not counted:
+        return {}
+    try:
+        got = count_cases([c for _, c in counted], python=side.python, env=env)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:  # ValgrindUnavailable too
+        lines = str(e).strip().splitlines() or [type(e).__name__]
+        why = lines[0] + (f" ... {lines[-1].strip()}" if len(lines) > 1 else "")
+        raise WorkerError(f"counting instructions in {side.name} failed: {why}") from None
+    return {key: stats.median(r) for (key, _), r in zip(counted, got, strict=True)}
 
 
 def is_gate_results(path: Path) -> bool:
@@ -268,62 +390,35 @@ def is_gate_results(path: Path) -> bool:
     return isinstance(data, dict) and data.get("format") == FORMAT
 
 
-def paired_medians(data: dict[str, Any]) -> dict[str, tuple[list[float], list[float]]]:
-    """Per case, the base and head process medians, round by round (pairs in time)."""
+def paired_medians(
+    data: dict[str, Any], relative: bool = False
+) -> dict[str, tuple[list[float], list[float], list[bool]]]:
+    """Per case, the base and head process medians round by round - or, ``relative``, each
+    process's median over the median of its reference (:func:`reference_of`; rounds whose
+    processes recorded none are left out) - and whether head ran second in that round (the
+    order the results record)."""
     from . import stats
 
-    out: dict[str, tuple[list[float], list[float]]] = {}
+    def value(side: dict[str, Any], case: str) -> float | None:
+        m = stats.median(side["cases"][case])
+        if not relative:
+            return m
+        ref = side.get("references", {}).get(case)
+        return m / stats.median(ref) if ref else None
+
+    out: dict[str, tuple[list[float], list[float], list[bool]]] = {}
     for r in data["rounds"]:
-        for case, blocks in r["base"]["cases"].items():
-            if case in r["head"]["cases"]:
-                b, h = out.setdefault(case, ([], []))
-                b.append(stats.median(blocks))
-                h.append(stats.median(r["head"]["cases"][case]))
-    return out
-
-
-# --- A/A study ----------------------------------------------------------------------------------
-
-
-def aa_study(
-    cases: list[dict[str, Any]],
-    repeats: int,
-    processes: int = DEFAULT_PROCESSES,
-    budget: float = DEFAULT_BUDGET,
-    threshold: float = DEFAULT_THRESHOLD,
-    alpha: float = 0.05,
-    log: Any = None,
-) -> list[dict[str, Any]]:
-    """``repeats`` A/A gates (this interpreter on both sides, exactly as the nightly gates),
-    and per case: how often it was called regressed or improved (false alarms), the spread
-    of the rounds' ratios, and the smallest slowdown every round would show beyond the
-    threshold given the least favourable pair of processes observed, ``(1 + threshold) /
-    min ratio``: what "regressed" needs from all of a gate's rounds."""
-    from .compare import compare_gate
-    from .progress import Progress
-
-    per_case: dict[str, dict[str, Any]] = {}
-    with Progress("copybench aa-study: A/A gates, round", repeats * processes, log) as progress:
-        for _ in range(repeats):
-            data = run_gate(Side("base"), Side("head"), cases, processes, budget, progress=progress)
-            table = compare_gate(data, threshold=threshold, alpha=alpha).set_index("case")
-            for case, (b, h) in paired_medians(data).items():
-                row = per_case.setdefault(case, {"case": case, "false_alarms": 0, "ratios": []})
-                row["ratios"] += [hh / bb for bb, hh in zip(b, h, strict=True)]
-                row["false_alarms"] += table.loc[case, "verdict"] in ("regressed", "improved")
-    out = []
-    for row in per_case.values():
-        r = row.pop("ratios")
-        out.append(
-            {
-                **row,
-                "repeats": repeats,
-                "rounds": len(r),
-                "ratio_min": min(r),
-                "ratio_max": max(r),
-                "detects": (1 + threshold) / min(r),
-            }
-        )
+        head_second = list(r.get("order", ["base", "head"])) == ["base", "head"]
+        for case in r["base"]["cases"]:
+            if case not in r["head"]["cases"]:
+                continue
+            b, h = value(r["base"], case), value(r["head"], case)
+            if b is None or h is None:
+                continue
+            bs, hs, o = out.setdefault(case, ([], [], []))
+            bs.append(b)
+            hs.append(h)
+            o.append(head_second)
     return out
 
 
@@ -350,17 +445,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "gate",
         help="time base and head interleaved in fresh processes; exit 1 on a regression",
         description="Time base and head side by side, in rounds of one fresh process per "
-        "side, back to back, the order alternating; each round gives one paired ratio of "
-        "the two processes' medians per case. A case regressed when the sign test over the "
-        "rounds is significant (Holm-adjusted over the cases) and the CI of the median ratio "
-        "lies wholly beyond 1 + --threshold; exit status 1 when one did. Each side is an "
-        "interpreter with an environment of its own; with callgrind available, both sides' "
-        "instruction counts are compared too. The default selection with 12 rounds takes "
-        "about 3 minutes (progress on stderr).",
+        "side, back to back, in a random order balanced over the rounds; each round gives "
+        "one log ratio of the two processes' medians per case. A case regressed when the "
+        "exact rank-sum test between the rounds' two orders is significant (Holm-adjusted "
+        "over the cases) and the estimate lies beyond 1 + --threshold. With callgrind "
+        "available, both sides' instruction counts of every case are compared too (judged "
+        "by --instruction-threshold), with every environment variable that tells the sides "
+        "apart reaching both counts; and both sides run `copybench semantics`: a method "
+        "that behaves differently is 'drifted'. Exit status 1 on a regression or a drift. "
+        "The default selection with 24 rounds takes about 4 minutes (progress on stderr).",
         examples=[
             "copybench gate --base-python /path/to/baseline/python --head-python .venv/bin/python",
             "copybench gate --method clone --size 1024 --head-env COPYBENCH_SLOW_DOWN=clone:8 "
             "--out gate.json",
+            "copybench gate --head-env PYTHONPATH=src/copybench/inject "
+            "--head-env INJECT_SLOWDOWN=Tensor.clone:1.1   # a slowdown from outside",
             "copybench compare gate.json --format markdown   # the verdicts again, from --out",
         ],
     )
@@ -380,7 +479,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="the same for the head side",
     )
-    _selection_options(s)
+    selection_options(s)
     instruction_option(s)
     s.add_argument("--out", type=Path, help="also write the results here (JSON)")
     s.add_argument(
@@ -391,29 +490,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.set_defaults(func=cmd_gate)
 
-    s = add_command(
-        sub,
-        "aa-study",
-        help="run the gate A against A several times: false alarms, detectable slowdown",
-        description="How often does the gate cry wolf, and what can it see? Run --repeats "
-        "A/A gates exactly as the nightly gates (this interpreter on both sides, same rounds, "
-        "same statistics) and print per case the false alarms, the range of the rounds' "
-        "ratios, and the slowdown every round would still show beyond the threshold given "
-        'the least favourable pair of processes seen: what "regressed" needs from all of a '
-        "gate's rounds. Each repeat takes as long as a gate: --repeats 3 of the default "
-        "selection took about 6 minutes here (progress on stderr).",
-        examples=[
-            "copybench aa-study --repeats 3",
-            "copybench aa-study --method clone --size 1024 --repeats 5 --processes 8 --json",
-        ],
-    )
-    s.add_argument("--repeats", type=int, default=3, help="A/A gates to run (default 3)")
-    _selection_options(s)
-    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    s.set_defaults(func=cmd_aa_study)
 
-
-def _selection_options(s: argparse.ArgumentParser) -> None:
+def selection_options(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--method",
         action="append",
@@ -445,15 +523,39 @@ def _selection_options(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--threshold",
         type=float,
-        default=DEFAULT_THRESHOLD,
-        help=f"smallest change that counts, as a fraction (default {DEFAULT_THRESHOLD:g})",
+        default=None,
+        help=f"smallest timed change that counts, as a fraction (default {DEFAULT_THRESHOLD:g})",
+    )
+    s.add_argument(
+        "--instruction-threshold",
+        type=float,
+        default=None,
+        help="smallest change in an instruction count that counts (default "
+        f"{DEFAULT_INSTRUCTION_THRESHOLD:g})",
     )
     s.add_argument(
         "--alpha",
         type=float,
-        default=0.05,
-        help="significance level after Holm's correction (default 0.05)",
+        default=None,
+        help=f"significance level after Holm's correction (default {DEFAULT_ALPHA:g})",
     )
+
+
+def check_gate_levels(
+    threshold: float | None, alpha: float | None, instruction_threshold: float | None = None
+) -> None:
+    """UsageError unless the thresholds are fractions of at least 0 and alpha lies in
+    (0, 1); None (the default) passes."""
+    from .cases import UsageError
+
+    for name, value in (
+        ("--threshold", threshold),
+        ("--instruction-threshold", instruction_threshold),
+    ):
+        if value is not None and not 0 <= value < 10:
+            raise UsageError(f"{name} must be a fraction such as 0.02, got {value:g}")
+    if alpha is not None and not 0 < alpha < 1:
+        raise UsageError(f"--alpha must be between 0 and 1, got {alpha:g}")
 
 
 def instruction_option(s: argparse.ArgumentParser) -> None:
@@ -484,8 +586,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from .compare import compare_gate, render
     from .results import atomic_write_text
 
-    if args.processes < 1 or args.budget <= 0:
-        raise UsageError("--processes must be at least 1 and --budget positive")
+    check_gate_levels(args.threshold, args.alpha, args.instruction_threshold)
+    if args.processes < 2 or args.budget <= 0:
+        raise UsageError("--processes must be at least 2 and --budget positive")
     for py in (args.base_python, args.head_python):
         if shutil.which(py) is None:
             raise UsageError(f"{py}: not an executable interpreter")
@@ -498,34 +601,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
     )
     if args.out:
         atomic_write_text(args.out, json.dumps(data))
-    table = compare_gate(data, threshold=args.threshold, alpha=args.alpha)
-    print(render(table, args.format, threshold=args.threshold, alpha=args.alpha))
-    return 1 if (table["verdict"] == "regressed").any() else 0
-
-
-def cmd_aa_study(args: argparse.Namespace) -> int:
-    from .cases import UsageError
-
-    if args.repeats < 1 or args.processes < 1 or args.budget <= 0:
-        raise UsageError("--repeats and --processes must be at least 1, --budget positive")
-    cases = gate_cases(args.method or None, args.size or None, args.model or None)
-    rows = aa_study(
-        cases, args.repeats, args.processes, args.budget, args.threshold, args.alpha, sys.stderr
-    )
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(
-        f"A/A: {args.repeats} gates of {args.processes} rounds, threshold "
-        f"{args.threshold:.0%}, alpha {args.alpha:g}"
-    )
-    print(f"{'case':<55} {'false alarms':>12} {'round ratios':>15} {'detects':>8}")
-    for r in sorted(rows, key=lambda r: r["case"]):
-        print(
-            f"{r['case']:<55} {r['false_alarms']:>5} of {r['repeats']:<4} "
-            f"{r['ratio_min']:>6.2f}-{r['ratio_max']:<6.2f}  x{r['detects']:.2f}"
-        )
-    return 0
+    table = compare_gate(data, args.threshold, args.alpha, args.instruction_threshold)
+    threshold, alpha = table.attrs["threshold"], table.attrs["alpha"]
+    print(render(table, args.format, threshold=threshold, alpha=alpha))
+    return 1 if table["verdict"].isin(FAILING).any() else 0
 
 
 if __name__ == "__main__":

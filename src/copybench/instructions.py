@@ -48,7 +48,10 @@ from .cases import INSTRUCTION_METHODS, INSTRUCTION_SIZES
 
 DEFAULT_CALLS = 200
 DEFAULT_ROUNDS = 3
-_NOOP = "__noop__"
+# Fewer calls for larger copies (calls_for): about CALL_BYTES copied per loop, and at least
+# MIN_CALLS calls.
+CALL_BYTES = 2**22
+MIN_CALLS = 5
 # The child's handshake with the parent around ``callgrind_control -i on``.
 _READY = "ready"
 _GO = "go"
@@ -84,6 +87,38 @@ class InstructionCount:
         return d
 
 
+def tensor_case(
+    method: str, numel: int, dtype: str = "float32", requires_grad: bool = True
+) -> dict:
+    """A tensor statement for :func:`count_cases`: ``method`` on a contiguous CPU tensor."""
+    return {
+        "kind": "tensor",
+        "method": method,
+        "numel": int(numel),
+        "dtype": dtype,
+        "requires_grad": bool(requires_grad),
+    }
+
+
+def module_case(method: str, model: str) -> dict:
+    """A module statement for :func:`count_cases`: ``method`` on a reference model."""
+    return {"kind": "module", "method": method, "model": model}
+
+
+def calls_for(case: dict, calls: int = DEFAULT_CALLS) -> int:
+    """Calls per counted loop: ``calls`` for a small tensor, fewer as the copy grows, so
+    that every loop costs about the same under Valgrind (a 4 MiB clone takes ~25 ms there);
+    at least MIN_CALLS.  The per-call count is the loop's total over its calls, so how many
+    calls only changes how finely the loop's fixed cost is spread."""
+    from .cases import MODELS, nbytes
+
+    if case["kind"] == "module":
+        size = MODELS[case["model"]].n_params * 4
+    else:
+        size = nbytes(case["numel"], case["dtype"])
+    return max(MIN_CALLS, min(calls, CALL_BYTES // max(size, 1)))
+
+
 def count_instructions(
     methods: Sequence[str] = INSTRUCTION_METHODS,
     sizes: Sequence[int] = INSTRUCTION_SIZES,
@@ -96,7 +131,34 @@ def count_instructions(
     python: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> dict[tuple[str, int], InstructionCount]:
-    """Instructions per call of each tensor method at each size, from one Valgrind run.
+    """Instructions per call of each tensor method at each size, from one Valgrind run
+    (:func:`count_cases` over the grid, sizes outermost)."""
+    for m in methods:
+        from .methods import get_method
+
+        if get_method(m).kind != "tensor":
+            raise ValueError(f"{m!r} does not copy tensors")
+    cases = [tensor_case(m, s, dtype, requires_grad) for s in sizes for m in methods]
+    got = count_cases(cases, calls=calls, rounds=rounds, timeout=timeout, python=python, env=env)
+    return {
+        (c["method"], c["numel"]): InstructionCount(
+            c["method"], c["numel"], dtype, requires_grad, stats_median(r), tuple(r)
+        )
+        for c, r in zip(cases, got, strict=True)
+    }
+
+
+def count_cases(
+    cases: Sequence[dict],
+    *,
+    calls: int = DEFAULT_CALLS,
+    rounds: int = DEFAULT_ROUNDS,
+    timeout: float = 600,
+    python: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[list[float]]:
+    """Instructions per call of each case (:func:`tensor_case`, :func:`module_case`), one
+    list of ``rounds`` counts per case, from one Valgrind run.
 
     CPU only, one thread (callgrind serialises threads anyway).  ``python`` counts in
     another interpreter (another torch build; it must be able to import torch, and gets
@@ -106,21 +168,20 @@ def count_instructions(
     ValgrindUnavailable where callgrind cannot run, CaseError/UnknownMethodError for bad
     input (checked here, before Valgrind starts).
     """
-    from .cases import dtype_of
+    from .cases import check_model, dtype_of
     from .methods import get_method
 
-    dtype_of(dtype)
-    for m in methods:
-        if get_method(m).kind != "tensor":
-            raise ValueError(f"{m!r} does not copy tensors")
+    for c in cases:
+        if get_method(c["method"]).kind != c["kind"]:
+            raise ValueError(f"{c['method']!r} does not copy a {c['kind']}")
+        if c["kind"] == "tensor":
+            dtype_of(c["dtype"])
+        else:
+            check_model(c["model"])
     if not valgrind_available():
         raise ValgrindUnavailable("valgrind with callgrind_control is needed to count")
     spec = {
-        "methods": list(methods),
-        "sizes": [int(s) for s in sizes],
-        "dtype": dtype,
-        "requires_grad": requires_grad,
-        "calls": calls,
+        "cases": [{**c, "calls": calls_for(c, calls)} for c in cases],
         "rounds": rounds,
     }
     # Absolute: the child runs in this copybench's folder, where a relative path (e.g.
@@ -136,6 +197,12 @@ def count_instructions(
         except _InstrumentationNotSwitched:
             totals = _run_valgrind(spec, tmp, instr_atstart=True, timeout=timeout, **run)
     return _per_call(spec, totals)
+
+
+def stats_median(values: Sequence[float]) -> float:
+    from . import stats
+
+    return stats.median(values)
 
 
 class _InstrumentationNotSwitched(RuntimeError):
@@ -190,10 +257,13 @@ def _run_valgrind(
         "GLIBC_TUNABLES": "glibc.malloc.mxfast=0",
     }
     for key, value in env.items():
-        if value == "":
+        if key == "PYTHONPATH":  # this copybench stays on the path, after the side's own
+            # Absolute, as the parent's working directory resolves them: the child runs in
+            # another one (``root``), where a relative entry would name nothing.
+            own = [os.path.abspath(p) for p in value.split(os.pathsep) if p]
+            fixed[key] = os.pathsep.join([*own, root])
+        elif value == "":
             fixed.pop(key, None)
-        elif key == "PYTHONPATH":
-            fixed[key] = os.pathsep.join([value, root])
         else:
             fixed[key] = value
     env = fixed
@@ -302,32 +372,27 @@ def _total_instructions(path: str) -> int:
     raise RuntimeError(f"no totals in {path}")
 
 
-def _statements(spec: dict) -> list[tuple[str, int]]:
-    """The measured loops, in order: per round, the empty statement then every case."""
-    cases = [(m, s) for s in spec["sizes"] for m in spec["methods"]]
-    return [(_NOOP, 0), *cases] * spec["rounds"]
+def _statements(spec: dict) -> list[int]:
+    """The measured loops, in order, as indices into ``spec["cases"]``: per round, the
+    empty statement (-1) then every case; one round more than ``spec["rounds"]``, the first
+    of which is not reported (its first loops still moved by up to 2% from the heap the
+    warm-up left, where later rounds agree to 0.1%)."""
+    return [-1, *range(len(spec["cases"]))] * (spec["rounds"] + 1)
 
 
-def _per_call(spec: dict, totals: list[int]) -> dict[tuple[str, int], InstructionCount]:
+def _per_call(spec: dict, totals: list[int]) -> list[list[float]]:
     order = _statements(spec)
     if len(totals) != len(order):
         raise RuntimeError(f"expected {len(order)} callgrind dumps, found {len(totals)}")
-    by_key: dict[tuple[str, int], list[float]] = {}
+    out: list[list[float]] = [[] for _ in spec["cases"]]
     noop = 0.0
-    for (m, s), total in zip(order, totals, strict=True):
-        per_call = total / spec["calls"]
-        if m == _NOOP:
-            noop = per_call
-        else:
-            by_key.setdefault((m, s), []).append(per_call - noop)
-    from . import stats
-
-    return {
-        key: InstructionCount(
-            key[0], key[1], spec["dtype"], spec["requires_grad"], stats.median(r), tuple(r)
-        )
-        for key, r in by_key.items()
-    }
+    first = len(order) // (spec["rounds"] + 1)
+    for k, (i, total) in enumerate(zip(order, totals, strict=True)):
+        if i < 0:
+            noop = total / DEFAULT_CALLS
+        elif k >= first:
+            out[i].append(total / spec["cases"][i]["calls"] - noop)
+    return out
 
 
 def _child(spec: dict) -> int:
@@ -342,21 +407,29 @@ def _child(spec: dict) -> int:
 
     import torch
 
-    from .cases import make_tensor
+    from .cases import make_model, make_tensor
     from .methods import get_method
 
     torch.set_num_threads(1)
-    fns: dict[tuple[str, int], object] = {(_NOOP, 0): lambda: None}
-    sources = []
-    for s in spec["sizes"]:
-        x = make_tensor(s, spec["dtype"], spec["requires_grad"], "contiguous", "cpu")
-        sources.append(x)
-        for m in spec["methods"]:
-            fns[(m, s)] = get_method(m).bind(x)
-    calls = spec["calls"]
+    noop = (lambda: None, DEFAULT_CALLS)
+    fns: list[tuple[object, int]] = []
+    sources: dict[tuple, object] = {}  # one source per tensor or model, as first named
+    for c in spec["cases"]:
+        m = get_method(c["method"])
+        if c["kind"] == "tensor":
+            key = (c["numel"], c["dtype"], c["requires_grad"])
+            if key not in sources:
+                sources[key] = make_tensor(*key, "contiguous", "cpu")
+            fns.append((m.bind(sources[key]), c["calls"]))
+        else:
+            key = ("model", c["model"])
+            if key not in sources:
+                sources[key] = make_model(c["model"], "cpu")
+            model, model_spec = sources[key]
+            fns.append((m.bind(model, model_spec.build), c["calls"]))
     gc.collect()
     gc.disable()
-    for fn in fns.values():  # a full untimed loop each: one-time costs stay out
+    for fn, calls in fns:  # a full untimed loop each: one-time costs stay out
         for _ in range(calls):
             fn()
     if spec["switch_on"]:
@@ -367,8 +440,8 @@ def _child(spec: dict) -> int:
             return 3
     toggle = torch._C._valgrind_toggle
     toggle_and_dump = torch._C._valgrind_toggle_and_dump_stats
-    for key in _statements(spec):
-        fn = fns[key]
+    for i in _statements(spec):
+        fn, calls = noop if i < 0 else fns[i]
         toggle()
         for _ in range(calls):
             fn()

@@ -106,7 +106,7 @@ def compare_nights(
 
 
 # The verdicts the job summary lists case by case; the others it only counts.
-CHANGED = ("regressed", "improved")
+CHANGED = ("regressed", "drifted", "improved")
 
 
 def changes_markdown(table: pd.DataFrame, title: str, confirmed_by: str) -> str:
@@ -126,7 +126,10 @@ def changes_markdown(table: pd.DataFrame, title: str, confirmed_by: str) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for _, r in changed.sort_values(["verdict", "ratio"], ascending=[False, False]).iterrows():
-            how = confirmed_by if r["unit"] != "instructions" else "instruction counts (exact)"
+            how = {
+                "instructions": "instruction counts (exact)",
+                "observed": "`copybench semantics` on both sides",
+            }.get(r["unit"], confirmed_by)
             cells = [
                 f"`{r['case']}` ({r['benchmark']})",
                 *measured_cells(r),
@@ -149,10 +152,15 @@ def _annotate(table: pd.DataFrame, name_column: str) -> None:
     for _, r in table[table["verdict"] == "regressed"].iterrows():
         name = r.get(name_column) or r["case"]
         print(f"::error title=copybench regression::{name} regressed: ratio {ratio_text(r)}")
+    for _, r in table[table["verdict"] == "drifted"].iterrows():
+        said = {True: "yes", False: "no"}
+        was, now = said.get(r["base_median"], "n/a"), said.get(r["head_median"], "n/a")
+        print(f"::error title=copybench semantics drift::{r['case']}: {was} -> {now}")
 
 
 def _regressed(table: pd.DataFrame) -> list[str]:
-    return sorted(str(n) for n in table.loc[table["verdict"] == "regressed", "asv_name"])
+    names = table.loc[table["verdict"] == "regressed", "asv_name"]
+    return sorted(f"regressed: {n}" for n in names)
 
 
 def gate(
@@ -160,8 +168,8 @@ def gate(
     baseline_env: dict[str, str],
     sel: Selection,
     processes: int,
-    threshold: float,
-    alpha: float,
+    threshold: float | None,
+    alpha: float | None,
     summary: Path | None,
     instructions: bool = False,
     out: Path | None = None,
@@ -171,7 +179,7 @@ def gate(
     interpreter, interleaved (and count both sides' instructions); write the gate results
     to ``out``; print and record the table; return the regressed cases."""
     from .compare import compare_gate, render
-    from .gate import DEFAULT_BUDGET, Side, gate_cases, run_gate
+    from .gate import DEFAULT_BUDGET, FAILING, Side, gate_cases, run_gate
     from .results import atomic_write_text
 
     cases = gate_cases(sel.methods or None, sel.sizes or None, sel.models or None)
@@ -188,12 +196,15 @@ def gate(
         atomic_write_text(out, json.dumps(data))
         print(f"copybench nightly: gate results written to {out}")
     table = compare_gate(data, threshold=threshold, alpha=alpha)
+    threshold, alpha = table.attrs["threshold"], table.attrs["alpha"]
     print(render(table, "text", threshold=threshold, alpha=alpha))
     rounds = f"the gate: {processes} interleaved rounds of fresh processes"
     _append(summary, changes_markdown(table, "Gate against the baseline", rounds))
     _append(summary, f"{processes} rounds of one fresh process per side, interleaved.")
     _annotate(table, "case")
-    return sorted(table.loc[table["verdict"] == "regressed", "case"])
+    failing = table[table["verdict"].isin(FAILING)]
+    # A case named by its raw time and by its relative time is one regression.
+    return sorted({f"{r['verdict']}: {r['case']}" for _, r in failing.iterrows()})
 
 
 def _append(summary: Path | None, text: str) -> None:
@@ -289,7 +300,7 @@ def save_history(
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .gate import DEFAULT_BUDGET, DEFAULT_THRESHOLD, instruction_option
+    from .gate import DEFAULT_BUDGET, DEFAULT_PROCESSES, instruction_option
 
     p = argparse.ArgumentParser(prog="python -m copybench.nightly", description=__doc__)
     p.add_argument("--results", type=Path, default=Path(".asv/results"), help="asv results")
@@ -300,8 +311,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", action="append", default=[])
     p.add_argument("--model", action="append", default=[])
     p.add_argument("--device", action="append", default=[])
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
-    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="smallest change that counts (default: 0.05 across nights; the gate's own, "
+        "0.02, in the gate)",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="significance level (default: 0.05 across nights; the gate's own, 0.01)",
+    )
     p.add_argument(
         "--summary",
         type=Path,
@@ -327,8 +349,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--processes",
         type=int,
-        default=12,
-        help="gate rounds: fresh processes per side (default 12)",
+        default=DEFAULT_PROCESSES,
+        help=f"gate rounds: fresh processes per side (default {DEFAULT_PROCESSES})",
     )
     p.add_argument(
         "--budget",
@@ -366,6 +388,13 @@ def main(argv: list[str] | None = None) -> int:
         return merge_main(argv[1:])
     args = _parser().parse_args(argv)
     root = project_root()
+    try:
+        from .gate import check_gate_levels
+
+        check_gate_levels(args.threshold, args.alpha)
+    except UsageError as e:
+        print(f"copybench nightly: {e}", file=sys.stderr)
+        return 2
     sel = Selection(
         methods=args.method,
         sizes=args.size,
@@ -407,7 +436,15 @@ def main(argv: list[str] | None = None) -> int:
         failed: list[str] = []
         if before:
             print(f"copybench nightly: {before[-1].name} -> {tonight.name} (across runs)")
-            failed += compare_nights(before[-1], tonight, args.threshold, args.alpha, args.summary)
+            from .compare import ACROSS_RUNS_ALPHA, ACROSS_RUNS_THRESHOLD
+
+            failed += compare_nights(
+                before[-1],
+                tonight,
+                ACROSS_RUNS_THRESHOLD if args.threshold is None else args.threshold,
+                ACROSS_RUNS_ALPHA if args.alpha is None else args.alpha,
+                args.summary,
+            )
         else:
             text = f"copybench nightly: first night ({tonight.name}); nothing to set beside it."
             print(text)
@@ -441,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"copybench nightly: tonight committed to {args.history_branch}")
         for name in failed:
-            print(f"copybench nightly: regressed: {name}", file=sys.stderr)
+            print(f"copybench nightly: {name}", file=sys.stderr)
         return 1 if failed else 0
     except (ResultsError, CaseError, UsageError, WorkerError, HistoryError) as e:
         print(f"copybench nightly: {e}", file=sys.stderr)

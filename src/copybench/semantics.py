@@ -139,3 +139,16 @@ def format_table(observations: list[Observation]) -> str:
     lines += [fmt.format(*r) for r in rows]
     lines += [f"n/a {o.method.name}: {o.skipped}" for o in observations if o.skipped]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    # ``python -m copybench.semantics``: every method's observations as JSON, what
+    # ``copybench semantics --json`` prints, without the command line's imports (pandas,
+    # scipy), so that a bare interpreter with torch - the other side of a gate - can
+    # answer.  Exit 1 where an observation contradicts the registry, as the command does.
+    import json
+    import sys
+
+    observations = probe_all()
+    print(json.dumps([o.as_dict() for o in observations], indent=2))
+    sys.exit(1 if any(o.mismatches for o in observations) else 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from math import comb
 from typing import Any
 
 import numpy as np
@@ -181,6 +182,7 @@ def is_unstable(samples: Sequence[float], threshold: float = UNSTABLE_RELATIVE_I
 
 VERDICTS: tuple[str, ...] = (
     "regressed",
+    "drifted",
     "improved",
     "not significant",
     "too few processes",
@@ -273,62 +275,152 @@ def verdict(
 # --- the process as the unit (``copybench gate``) ----------------------------------------------
 
 
-def sign_test_p(ratios: Sequence[float]) -> float:
-    """Two-sided sign test of "head is as likely slower as faster than base" over paired
-    per-process ratios (ties, ratio exactly 1, dropped); 1.0 with nothing to test."""
-    from scipy.stats import binomtest
+def rank_sum_null(m: int, n: int) -> list[int]:
+    """The exact null distribution of the rank-sum (Mann-Whitney) statistic ``U`` for
+    groups of ``m`` and ``n``: how many of the ``C(m + n, m)`` equally likely splits give
+    ``U = 0, 1, ..., m * n``, in exact integers.
 
-    r = np.asarray(ratios, dtype=float)
-    above, below = int((r > 1).sum()), int((r < 1).sum())
-    if above + below == 0:
+    These are the coefficients of the Gaussian binomial ``[m + n choose m]_q``, built as
+    the product over ``i`` of ``(1 - q^(n + i)) / (1 - q^i)``; truncating at degree ``m * n``
+    at every step is exact, since the result has that degree.
+    """
+    size = m * n + 1
+    counts = [1] + [0] * (size - 1)
+    for i in range(1, m + 1):
+        for u in range(size - 1, n + i - 1, -1):
+            counts[u] -= counts[u - n - i]
+        for u in range(i, size):
+            counts[u] += counts[u - i]
+    return counts
+
+
+def rank_sum_p(u: float, m: int, n: int) -> float:
+    """Two-sided exact p-value of a rank-sum statistic ``u`` (pairs where the first group's
+    value is the larger; a tie counts one half) for groups of ``m`` and ``n``."""
+    if m == 0 or n == 0:
+        return float("nan")
+    counts = rank_sum_null(m, n)
+    total = sum(counts)
+    low = sum(counts[: int(np.floor(u)) + 1])  # P(U <= u)
+    high = sum(counts[int(np.ceil(u)) :])  # P(U >= u)
+    return min(1.0, 2 * min(low, high) / total)
+
+
+def smallest_rank_sum_p(rounds: int) -> float:
+    """The smallest two-sided p :func:`order_balanced_change` can give over ``rounds``
+    rounds split as evenly as they can be: complete separation of the two groups."""
+    m = rounds // 2
+    if m == 0:
         return 1.0
-    return float(binomtest(above, above + below, 0.5).pvalue)
-
-
-def smallest_sign_p(n: int) -> float:
-    """The smallest p-value the sign test can give with ``n`` pairs: all on one side."""
-    return min(1.0, 2 * 0.5**n) if n > 0 else 1.0
+    return min(1.0, 2 / comb(rounds, m))
 
 
 def processes_for(alpha: float, comparisons: int) -> int:
-    """Rounds needed before any of ``comparisons`` Holm-adjusted sign tests can reach
-    ``alpha``: fewer can only ever say "too few processes"."""
-    n = 1
-    while comparisons * smallest_sign_p(n) >= alpha:
+    """Rounds needed before any of ``comparisons`` Holm-adjusted tests of
+    :func:`order_balanced_change` can reach ``alpha``: fewer can only ever say "too few
+    processes"."""
+    n = 2
+    while comparisons * smallest_rank_sum_p(n) >= alpha:
         n += 1
     return n
 
 
-def paired_process_change(
-    base_medians: Sequence[float], head_medians: Sequence[float], confidence: float = 0.95
+def order_balanced_change(
+    base_medians: Sequence[float],
+    head_medians: Sequence[float],
+    head_second: Sequence[bool],
+    confidence: float = 0.95,
 ) -> Change:
-    """How head compares with base from per-process medians paired in time (round ``i``
-    ran base's and head's ``i``-th processes back to back): the median of the paired
-    ratios, its order-statistic CI, the sign test's p; ``n_base``/``n_head`` count
-    processes."""
-    b = np.asarray(base_medians, dtype=float)
-    h = np.asarray(head_medians, dtype=float)
-    if b.size != h.size or b.size == 0:
-        raise ValueError("paired_process_change needs the same, non-zero number per side")
-    ratios = h / b
-    lo, hi = median_ci(ratios, confidence)
-    return Change(median(b), median(h), median(ratios), lo, hi, sign_test_p(ratios), b.size, h.size)
+    """How head compares with base over rounds of one fresh process per side, back to back,
+    in an order drawn at random and balanced over the rounds (``copybench gate``).
+
+    Round ``i`` gives the log ratio ``d_i = log(head_i / base_i)`` of the two processes'
+    medians.  Whatever favours the second process of a round (or the first) shifts every
+    ``d_i`` of one order one way and of the other order the other way, so:
+
+    - the **test** is the exact rank-sum test between the rounds where head ran second and
+      those where it ran first, on ``L_i = log(second / first)``: a slower head raises the
+      first group's ``L`` and lowers the second's.  Under A/A the two processes of a round
+      are the same program and which one is labelled head was drawn at random, independent
+      of anything measured; so every split of the rounds into the two orders was as likely
+      to have produced what was seen, and the test's p is exact - without assuming a
+      distribution, independence between rounds, or that the machine held still.
+    - the **estimate** is the matching Hodges-Lehmann estimate: the median, over every pair
+      of a head-second and a head-first round, of the mean of their two ``d``, in which
+      the order effect cancels; its CI inverts the same test (Moses).
+
+    Returns a :class:`Change` whose ``ratio`` is ``exp`` of the estimate, ``p`` the test's
+    two-sided p (``nan`` with no round of one of the orders), ``n_base``/``n_head`` the
+    rounds.
+    """
+    b = np.log(np.asarray(base_medians, dtype=float))
+    h = np.log(np.asarray(head_medians, dtype=float))
+    second = np.asarray(head_second, dtype=bool)
+    if not (b.size == h.size == second.size) or b.size == 0:
+        raise ValueError("order_balanced_change needs one base, head and order per round")
+    d = h - b
+    a, f = d[second], d[~second]  # head second: L = d; head first: L = -d
+    if a.size == 0 or f.size == 0:
+        est = float(np.median(d))
+        return Change(
+            median(np.exp(b)),
+            median(np.exp(h)),
+            float(np.exp(est)),
+            0.0,
+            float("inf"),
+            float("nan"),
+            b.size,
+            h.size,
+        )
+    # L_a - L_f = d_a + d_f for every pair: its sign is the rank-sum statistic's.
+    w = np.sort((a[:, None] + f[None, :]).ravel() / 2)
+    u = float((w > 0).sum() + 0.5 * (w == 0).sum())
+    p = rank_sum_p(u, a.size, f.size)
+    counts = rank_sum_null(a.size, f.size)
+    total, tail, k = sum(counts), (1 - confidence) / 2, 0
+    cumulative = 0
+    while k < len(counts) and (cumulative + counts[k]) / total <= tail:
+        cumulative += counts[k]
+        k += 1
+    # k pairwise means cut from each end still leave ``confidence`` (Moses' interval).
+    lo, hi = (w[k], w[w.size - 1 - k]) if k < w.size - k else (w[0], w[-1])
+    return Change(
+        median(np.exp(b)),
+        median(np.exp(h)),
+        float(np.exp(np.median(w))),
+        float(np.exp(lo)),
+        float(np.exp(hi)),
+        p,
+        int(b.size),
+        int(h.size),
+    )
 
 
 def process_verdict(
     c: Change, comparisons: int, threshold: float = 0.05, alpha: float = 0.05, p: float = 1.0
 ) -> str:
-    """:func:`verdict` for a :func:`paired_process_change`, ``p`` Holm-adjusted over
-    ``comparisons``; "too few processes" where no p could reach ``alpha`` with this many
-    rounds (a verdict of "unchanged" would be as unfounded as one of "regressed"), and
-    "unchanged" only where the whole CI lies within the threshold."""
-    if comparisons * smallest_sign_p(min(c.n_base, c.n_head)) >= alpha:
+    """The verdict on an :func:`order_balanced_change`, ``p`` Holm-adjusted over
+    ``comparisons``:
+
+    - "too few processes" where no p could reach ``alpha`` with this many rounds (a verdict
+      of "unchanged" would be as unfounded as one of "regressed");
+    - "regressed" / "improved": significant, and the estimate beyond the threshold (asv's
+      rule for ``--factor``).  The test controls how often an A/A gate says either;
+      asking the whole CI to clear the threshold as well bought no safety the test does not
+      give, and cost the gate every slowdown smaller than twice its CI's half-width;
+    - "unchanged" only where the whole CI lies within the threshold;
+    - "not significant" otherwise.
+    """
+    if comparisons * smallest_rank_sum_p(min(c.n_base, c.n_head)) >= alpha:
         return "too few processes"
-    v = verdict(c, threshold=threshold, alpha=alpha, p=p)
-    if v == "unchanged" and not (1 / (1 + threshold) <= c.ci_low and c.ci_high <= 1 + threshold):
-        # The estimate is within the threshold but the processes cannot rule out more.
-        return "not significant"
-    return v
+    significant = (not np.isnan(p)) and p < alpha
+    if significant and c.ratio > 1 + threshold:
+        return "regressed"
+    if significant and c.ratio < 1 / (1 + threshold):
+        return "improved"
+    if 1 / (1 + threshold) <= c.ci_low and c.ci_high <= 1 + threshold:
+        return "unchanged"
+    return "not significant"
 
 
 # --- paired measurements (``copybench overhead``, the noise study) ---------------------------
