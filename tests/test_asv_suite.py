@@ -151,11 +151,25 @@ def test_results_hold_every_selected_case_and_nothing_else(small_run):
     assert set(df.threads) == {1}
 
 
-def test_show_prints_the_table(small_run, run_cli):
+def test_show_prints_a_summary_a_person_reads(small_run, run_cli):
     results, _ = small_run
     r = run_cli("show", str(results))
     assert r.returncode == 0, r.stderr
-    assert "clone_detach" in r.stdout and "state_dict_snapshot" in r.stdout
+    lines = r.stdout.splitlines()
+    assert "torch" in lines[0] and "measurements" in lines[0] and "unstable" in lines[0]
+    # One line per case family: clone_detach's time at 1,024 elements is 2 dtypes x 2
+    # requires_grad x 2 layouts = 8 families, each with its one size in units.
+    family = [ln for ln in lines if "time_tensor_copy" in ln and "clone_detach" in ln]
+    assert len(family) == 8
+    assert all("4 KiB " in ln and ln.rstrip().rstrip("~").endswith("s") for ln in family)
+    assert "state_dict_snapshot" in r.stdout and "1e4x8" in r.stdout
+    assert "NaN" not in r.stdout and "1024.0" not in r.stdout and "e-0" not in r.stdout
+    # The whole table behind a flag: a header and one row per measurement that ran.
+    table = run_cli("show", "--table", str(results))
+    assert table.returncode == 0, table.stderr
+    csv = run_cli("show", "--csv", str(results)).stdout.splitlines()
+    ran = sum(1 for ln in csv[1:] if ",ok," in ln)
+    assert len(table.stdout.splitlines()) == 1 + ran
 
 
 def test_show_into_a_closed_pipe_ends_quietly(small_run):

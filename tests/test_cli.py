@@ -23,6 +23,7 @@ BAD = [
     (["semantics", "--method", "clone_twice"], "unknown copy method 'clone_twice'"),
     (["run", "--method", "clone_twice"], "unknown copy method"),
     (["run", "--size", "1000"], "size 1000 is not in the grid"),
+    (["run", "--size", "65536"], "size 65536 is measured on CUDA only (--device cuda)"),
     (["run", "--size", "big"], "size must be an element count"),
     (["run", "--device", "tpu"], "unknown device 'tpu'"),
     (["run", "--dtype", "float64"], "unknown dtype 'float64'"),
@@ -58,13 +59,27 @@ def test_malformed_results_exit_2(tmp_path, run_cli):
     empty = tmp_path / "empty"
     empty.mkdir()
     r = run_cli("show", str(empty))
-    assert r.returncode == 2 and "no asv results files" in r.stderr
+    assert r.returncode == 2 and "no asv or pytest-benchmark results found" in r.stderr
 
 
 def test_list_names_every_method(run_cli):
     r = run_cli("list")
     assert r.returncode == 0
     assert "clone_detach" in r.stdout and "meta_assign" in r.stdout
+
+
+def test_list_and_run_name_the_same_sizes(run_cli):
+    # `list` names the CPU grid and the sizes measured on CUDA besides; `run` on the CPU
+    # takes the first, and says which of the second is CUDA-only.
+    from copybench.cases import GPU_SIZES, SIZES
+
+    out = run_cli("list").stdout.splitlines()
+    (cpu,) = [ln for ln in out if ln.startswith("numel ") and "(CPU and CUDA)" in ln]
+    (cuda,) = [ln for ln in out if ln.startswith("numel (CUDA)")]
+    assert cpu.split()[1:-3] == [f"{n}," for n in SIZES[:-1]] + [str(SIZES[-1])]
+    assert all(str(n) in cuda for n in GPU_SIZES if n not in SIZES)
+    r = run_cli("run", "--size", "7")
+    assert r.returncode == 2 and ", ".join(map(str, SIZES)) in r.stderr
 
 
 def test_the_installed_command_in_a_fresh_interpreter():

@@ -140,6 +140,30 @@ def test_missing_file(run_cli, runs: dict[str, Path], tmp_path: Path) -> None:
     assert "no such file" in _bad(run_cli, runs["base"], tmp_path / "missing.json")
 
 
+def test_a_truncated_pytest_benchmark_file_is_called_malformed(
+    run_cli, runs: dict[str, Path], tmp_path: Path
+) -> None:
+    cut = tmp_path / "cut.json"
+    text = runs["base"].read_text()
+    cut.write_text(text[: len(text) // 2])
+    err = _bad(run_cli, runs["base"], cut)
+    assert f"{cut}: not a readable results file" in err and "cannot compare" not in err
+    err = _bad_cmd(run_cli, "show", str(cut))
+    assert str(cut) in err
+
+
+def test_show_summarizes_a_pytest_benchmark_file(run_cli, runs: dict[str, Path]) -> None:
+    proc = run_cli("show", str(runs["base"]))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "torch" in lines[0] and "4 ok" in lines[0]
+    # One line per case family: the four methods at 128 KiB, each in units.
+    family = [ln for ln in lines[1:] if "copy_into" in ln]
+    assert len(family) == 1 and "128 KiB" in family[0] and "s" in family[0].split()[-1]
+    table = run_cli("show", "--table", str(runs["base"]))
+    assert table.returncode == 0 and len(table.stdout.splitlines()) == 1 + len(METHODS)
+
+
 def test_malformed_file(run_cli, runs: dict[str, Path], tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

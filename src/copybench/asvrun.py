@@ -28,8 +28,8 @@ from .cases import (
     CaseError,
     check_device,
     check_model,
-    check_size,
     dtype_of,
+    parse_size,
 )
 from .methods import METHODS, get_method
 from .prepare import slowed_down_methods
@@ -66,7 +66,7 @@ class Selection:
             if get_method(m).kind == "transfer":
                 check_device("cuda")
         for s in self.sizes:
-            check_size(s, SUITE_SIZES)
+            parse_suite_size(str(s), self.devices)
         for d in self.dtypes:
             dtype_of(d)
         for m in self.models:
@@ -77,6 +77,27 @@ class Selection:
     @property
     def narrowed(self) -> bool:
         return bool(self.methods or self.sizes or self.dtypes or self.models)
+
+
+def sizes_for(devices: list[str]) -> tuple[int, ...]:
+    """The tensor sizes the suite measures on ``devices``: the CPU grid everywhere, and the
+    CUDA benchmarks' sizes besides where a CUDA device is asked for (what ``copybench
+    list`` prints, and what ``copybench run --size`` takes)."""
+    cuda = any(d.startswith("cuda") for d in devices)
+    return tuple(sorted({*TENSOR_AXES["numel"], *(CUDA_TENSOR_AXES["numel"] if cuda else ())}))
+
+
+def parse_suite_size(text: str, devices: list[str]) -> int:
+    """A ``--size`` of the suite: an element count in the grid of ``devices``
+    (:func:`sizes_for`); else CaseError naming those sizes, or saying that the size is
+    measured on CUDA only."""
+    known = sizes_for(devices)
+    if text.isdigit() and int(text) not in known and int(text) in SUITE_SIZES:
+        raise CaseError(
+            f"size {text} is measured on CUDA only (--device cuda); CPU sizes: "
+            f"{', '.join(map(str, known))}"
+        )
+    return parse_size(text, known)
 
 
 def _alternatives(values: list) -> str:

@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .cases import CASE_AXES, SUITE_SIZES, CaseError, UsageError, parse_size
+from .cases import CaseError, UsageError
 from .methods import UnknownMethodError
 from .workers import WorkerError
 
@@ -153,18 +153,24 @@ def _parser() -> argparse.ArgumentParser:
     s = add_command(
         sub,
         "show",
-        help="print the tidy table of an asv results file or folder",
-        description="Read an asv results file, or every results file under a folder, into "
-        "copybench's tidy table (one row per measurement: metric, method, size, dtype, "
-        "device, threads, model, median and IQR) and print a summary of it, the table as "
-        "CSV, or the README's headline table. Takes a few seconds.",
+        help="summarize asv or pytest-benchmark results: a line per case family",
+        description="Read an asv results file, every results file under a folder, or a "
+        "pytest-benchmark JSON file into copybench's tidy table (one row per measurement: "
+        "metric, method, size, dtype, device, threads, model, median and IQR) and print a "
+        "summary of it: per machine and torch, one line per case family (every case axis "
+        "but the size or the model), its medians left to right in units, unstable ones "
+        "marked ~. --table prints the whole tidy table, --csv the same as CSV, --headline "
+        "the README's headline table. Takes a few seconds.",
         examples=[
             "copybench show .asv/results",
+            "copybench show --table .asv/results",
             "copybench show --headline .asv/results",
             "copybench show --csv .asv/results > results.csv",
+            "copybench show .benchmarks/Linux-CPython-3.11-64bit/0001_*.json",
         ],
     )
-    s.add_argument("path", help="asv results file or folder")
+    s.add_argument("path", help="asv results file or folder, or pytest-benchmark JSON")
+    s.add_argument("--table", action="store_true", help="print the whole tidy table")
     s.add_argument("--csv", action="store_true", help="print CSV instead of a summary")
     s.add_argument(
         "--headline", action="store_true", help="print the README's headline table (markdown)"
@@ -232,6 +238,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             for m in METHODS.values()
         ],
         "tensor_axes": {k: list(v) for k, v in cases.TENSOR_AXES.items()},
+        "cuda_sizes": [n for n in cases.GPU_SIZES if n not in cases.SIZES],
         "models": {
             s.name: {"n_params": s.n_params, "n_tensors": s.n_tensors, "width": s.width}
             for s in cases.MODELS.values()
@@ -244,7 +251,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{m['name']:<26} {m['kind']:<7} {m['code'].splitlines()[0]}")
     print()
     for k, v in data["tensor_axes"].items():
-        print(f"{k:<14} {', '.join(map(str, v))}")
+        print(f"{k:<14} {', '.join(map(str, v))}" + ("  (CPU and CUDA)" if k == "numel" else ""))
+    print(f"{'numel (CUDA)':<14} {', '.join(map(str, data['cuda_sizes']))}  (besides, on CUDA)")
     print(
         "models         "
         + ", ".join(
@@ -256,14 +264,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .asvrun import Selection, run_asv
+    from .asvrun import Selection, parse_suite_size, run_asv
 
+    devices = args.device or ["cpu"]
     sel = Selection(
         methods=args.method,
-        sizes=[parse_size(s, known=SUITE_SIZES) for s in args.size],
+        sizes=[parse_suite_size(s, devices) for s in args.size],
         dtypes=args.dtype,
         models=args.model,
-        devices=args.device or ["cpu"],
+        devices=devices,
     )
     path = run_asv(sel, quick=args.quick, config=args.config, machine=args.machine)
     print(f"copybench: results written to {path}")
@@ -278,9 +287,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .results import load_asv
+    from .results import load_results
 
-    df = load_asv(args.path)
+    df = load_results([args.path])
     if args.headline:
         from .report.headline import headline_table
 
@@ -289,14 +298,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.csv:
         print(df.drop(columns=["samples"]).to_csv(index=False), end="")
         return 0
-    ok = df[df.status == "ok"]
-    print(
-        f"{len(df)} measurements ({len(ok)} ok, {(df.status == 'skipped').sum()} skipped, "
-        f"{(df.status == 'failed').sum()} failed); torch {', '.join(df.torch_version.unique())}"
-    )
-    cols = ["metric", *CASE_AXES, "median", "iqr", "unit"]
-    with _pandas_wide():
-        print(ok[cols].dropna(axis=1, how="all").to_string(index=False))
+    if args.table:
+        from .report.summary import table_text
+
+        with _pandas_wide():
+            print(table_text(df))
+        return 0
+    from .report.summary import summary_text
+
+    print(summary_text(df))
     return 0
 
 

@@ -256,8 +256,15 @@ def _kind(path: Path) -> str:
 
     if not path.exists():
         raise ResultsError(f"{path}: no such file or directory")
-    if path.is_file() and is_pytest_benchmark(path):
-        return "pytest-benchmark"
+    if path.is_file():
+        # A truncated file is malformed, whichever tool wrote it: say so, rather than take
+        # it for the other kind and refuse the pair.
+        try:
+            json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ResultsError(f"{path}: not a readable results file ({e})") from None
+        if is_pytest_benchmark(path):
+            return "pytest-benchmark"
     return "asv"
 
 

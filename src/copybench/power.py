@@ -257,11 +257,11 @@ def summarize(
     from .compare import compare_gate
 
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    named = ("regressed", "improved")
+    either_way = ("regressed", "improved")
     for gate in data["gates"]:
         for v in data["variants"]:
             table = compare_gate(gate[v["name"]], threshold, alpha, instruction_threshold)
-            hits = ("regressed",) if v["target"] else named
+            hits = ("regressed",) if v["target"] else either_way
             calls = set(data["calls"].get(v["target"], [])) if v["target"] else set()
             for case, group in table.groupby("case"):
                 row = rows.setdefault(
@@ -283,12 +283,12 @@ def summarize(
                 row["gates"] += 1
                 by = {b: g.iloc[0] for b, g in group.groupby("benchmark")}
 
-                def named(benchmark: str, by=by, hits=hits) -> bool:
+                def hit(benchmark: str, by=by, hits=hits) -> bool:
                     return benchmark in by and by[benchmark]["verdict"] in hits
 
-                raw, relative = named("gate"), named("gate-relative")
+                raw, relative = hit("gate"), hit("gate-relative")
                 wall = raw or relative
-                counted = named("gate-instructions")
+                counted = hit("gate-instructions")
                 row["raw"] += raw
                 row["relative"] += relative
                 row["wall"] += wall
@@ -411,6 +411,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="how many times as long it takes (repeatable; default 1.05, 1.1 and 1.2)",
     )
+    s.add_argument(
+        "--aa-only",
+        action="store_true",
+        help="no slowdown, the A/A head alone: false alarms at 2 processes a round",
+    )
     s.add_argument("--load", action="store_true", help="a bursty neighbour on the other core")
     selection_options(s)
     instruction_option(s)
@@ -439,7 +444,13 @@ def cmd_power_study(args: argparse.Namespace) -> int:
     else:
         if args.gates < 1 or args.processes < 2 or args.budget <= 0:
             raise UsageError("--gates must be at least 1, --processes 2, --budget positive")
-        heads = variants(args.target or ["clone"], args.factor or list(DEFAULT_FACTORS))
+        if args.aa_only and (args.target or args.factor):
+            raise UsageError("--aa-only runs no slowdown: leave out --target and --factor")
+        heads = (
+            variants([], [])
+            if args.aa_only
+            else variants(args.target or ["clone"], args.factor or list(DEFAULT_FACTORS))
+        )
         cases = gate_cases(args.method or None, args.size or None, args.model or None)
         data = run_study(
             cases,

@@ -1,7 +1,7 @@
 """How far a long command has got, on stderr: the one place copybench reports progress.
 
 Commands that spend minutes in fresh processes (``overhead``, ``noise-study``, ``gate``,
-``aa-study``, ``gpu-figures``, the paired study of ``run``) would otherwise be silent that
+``power-study``, ``gpu-figures``, the paired study of ``run``) would otherwise be silent that
 long.  On a terminal the progress is one line rewritten in place; written to a file or a
 pipe (a CI log, a test) it is one line per step, so a log shows when each step ended.
 Progress never goes to stdout: that is for results (``--json`` must stay parseable).

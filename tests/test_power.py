@@ -1,0 +1,110 @@
+"""``copybench power-study``: its design (each variant's gate is the gate's), what it
+observes about which cases call the wrapped method, and a real, tiny study end to end.
+
+The study's detection rates are measurements, quoted in the README from its own output;
+nothing here asserts a rate.  The tiny study has two rounds, too few for any wall-time
+verdict ("too few processes" whatever the clocks did), so its assertions are about the
+bookkeeping: deterministic."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from copybench.gate import Side, balanced_orders, gate_cases
+from copybench.power import AA, calls_into, round_order, variants
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_variants_put_a_a_first_and_refuse_bad_input():
+    from copybench.cases import UsageError
+
+    got = variants(["clone", "copy_"], [1.1])
+    assert [v.name for v in got] == [AA, "clone x1.1", "copy_ x1.1"]
+    assert got[1].side().env["INJECT_SLOWDOWN"] == "Tensor.clone:1.1"
+    assert got[0].side().env == {}
+    with pytest.raises(UsageError, match="at least 1"):
+        variants(["clone"], [0.9])
+    with pytest.raises(UsageError, match="unknown target"):
+        variants(["nope"], [1.1])
+
+
+def test_every_variant_keeps_its_own_balanced_order_in_a_shared_round():
+    rng = random.Random(3)
+    base = Side("base")
+    heads = [Side(f"h{i}") for i in range(5)]
+    orders = [balanced_orders(24, rng) for _ in heads]
+    for r in range(24):
+        order = round_order(base, heads, [o[r] for o in orders], rng)
+        assert sorted(s.name for s in order) == sorted(["base", *(h.name for h in heads)])
+        at = order.index(base)
+        for h, o in zip(heads, orders, strict=True):
+            assert (order.index(h) > at) == o[r]
+    assert all(sum(o) == 12 for o in orders)
+
+
+def test_which_cases_call_the_wrapped_method_is_observed():
+    cases = gate_cases(sizes=[1024])
+    clone = set(calls_into(cases, "clone"))
+    copy = set(calls_into(cases, "copy_"))
+    assert "clone-1024-float32-grad-contiguous-cpu-t1" in clone
+    assert "deepcopy_module-1e6x8-cpu-t1" in clone  # Parameter.__deepcopy__ clones .data
+    assert "copy_into-1024-float32-grad-contiguous-cpu-t1" in copy
+    assert not clone & copy
+    # The wrapper is gone afterwards.
+    import torch
+
+    assert torch.Tensor.clone.__qualname__ == "TensorBase.clone"
+
+
+def _study(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "copybench", "power-study", "--method", "clone"]
+    cmd += ["--size", "1024", "--processes", "2", "--budget", "0.01", "--no-instructions"]
+    return subprocess.run([*cmd, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_a_tiny_study_end_to_end(tmp_path: Path):
+    out = tmp_path / "study.json"
+    first = _study("--gates", "1", "--target", "clone", "--factor", "1.5", "--out", str(out))
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "power study: 1 gates of 2 rounds per variant, quiet" in first.stdout
+    assert "A/A" in first.stdout and "clone x1.5" in first.stdout
+    saved = json.loads(out.read_text())
+    assert [v["name"] for v in saved["variants"]] == [AA, "clone x1.5"]
+    gate = saved["gates"][0]["clone x1.5"]
+    assert gate["sides"]["head"]["env"]["INJECT_SLOWDOWN"] == "Tensor.clone:1.5"
+    # One base process a round, shared: the A/A gate and the slowed one hold the same.
+    aa = saved["gates"][0][AA]
+    assert [r["base"]["pid"] for r in aa["rounds"]] == [r["base"]["pid"] for r in gate["rounds"]]
+    assert len({r["head"]["pid"] for r in gate["rounds"]}) == 2
+    again = _study(
+        "--gates", "1", "--target", "clone", "--factor", "1.5", "--out", str(out), "--append"
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(json.loads(out.read_text())["gates"]) == 2
+    rows = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "copybench", "power-study", "--from", str(out), "--json"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    slowed = [r for r in rows if r["variant"] == "clone x1.5"]
+    assert {r["case"] for r in slowed} == {
+        "clone-1024-float32-grad-contiguous-cpu-t1",
+        "clone-1024-float32-nograd-contiguous-cpu-t1",
+    }
+    # Two rounds: no wall-time verdict either way, in both gates.
+    assert all(r["gates"] == 2 and r["wall"] == 0 and r["calls"] for r in slowed)
+    other = _study(
+        "--gates", "1", "--target", "copy_", "--factor", "1.5", "--out", str(out), "--append"
+    )
+    assert other.returncode == 2 and "cannot append" in other.stderr
