@@ -158,10 +158,13 @@ def test_show_prints_a_summary_a_person_reads(small_run, run_cli):
     lines = r.stdout.splitlines()
     assert "torch" in lines[0] and "measurements" in lines[0] and "unstable" in lines[0]
     # One line per case family: clone_detach's time at 1,024 elements is 2 dtypes x 2
-    # requires_grad x 2 layouts = 8 families, each with its one size in units.
+    # requires_grad x 2 layouts = 8 families, each with its one size in units (4 KiB of
+    # float32, 2 KiB of bfloat16).
     family = [ln for ln in lines if "time_tensor_copy" in ln and "clone_detach" in ln]
     assert len(family) == 8
-    assert all("4 KiB " in ln and ln.rstrip().rstrip("~").endswith("s") for ln in family)
+    for ln in family:
+        size = "4 KiB " if "float32" in ln else "2 KiB "
+        assert size in ln and ln.rstrip().rstrip("~").endswith("s"), ln
     assert "state_dict_snapshot" in r.stdout and "1e4x8" in r.stdout
     assert "NaN" not in r.stdout and "1024.0" not in r.stdout and "e-0" not in r.stdout
     # The whole table behind a flag: a header and one row per measurement that ran.

@@ -159,7 +159,7 @@ def test_the_rounds_a_verdict_needs():
     # Holm over m tests can reach alpha only when m * 2 / C(n, n/2) < alpha.
     assert stats.smallest_rank_sum_p(4) == pytest.approx(2 / 6)
     assert stats.processes_for(0.05, 1) == 8  # 2 / C(7, 3) = 0.057, 2 / C(8, 4) = 0.029
-    assert stats.processes_for(0.01, 18) == 15  # the default gate: 18 timed cases
+    assert stats.processes_for(0.01, 36) == 16  # the default gate: 18 cases, raw and relative
     assert stats.processes_for(0.05, 600) == 17
 
 
