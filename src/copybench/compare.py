@@ -628,8 +628,9 @@ def measured_cells(r: Any) -> list[str]:
     """A comparison row's base, head, ratio [CI] and p, as every rendering of it prints
     them (this table, the nightly's job summary)."""
     if r["unit"] == "observed":  # a semantics row: what each side observed
-        said = {True: "yes", False: "no"}
-        return [said.get(r["base_median"], "n/a"), said.get(r["head_median"], "n/a"), "", ""]
+        from .drift import word
+
+        return [word(r["base_median"]), word(r["head_median"]), "", ""]
     return [
         format_value(r["base_median"], r["unit"]),
         format_value(r["head_median"], r["unit"]),

@@ -155,13 +155,12 @@ def unmatched(base: Observed, head: Observed) -> list[str]:
     return sorted(base.keys() ^ head.keys())
 
 
-def _word(value: bool | None) -> str:
+def word(value: bool | None) -> str:
+    """An observed value as ``copybench semantics`` writes it: yes, no, n/a."""
     return "n/a" if value is None else "yes" if value else "no"
 
 
 def drift_text(rows: list[dict[str, Any]]) -> list[str]:
     """One line per drift row, the way ``copybench semantics`` writes values:
     ``clone: new_storage yes -> no`` (base, then head)."""
-    return [
-        f"{r['method']}: {r['property']} {_word(r['base'])} -> {_word(r['head'])}" for r in rows
-    ]
+    return [f"{r['method']}: {r['property']} {word(r['base'])} -> {word(r['head'])}" for r in rows]

@@ -152,9 +152,10 @@ def _annotate(table: pd.DataFrame, name_column: str) -> None:
     for _, r in table[table["verdict"] == "regressed"].iterrows():
         name = r.get(name_column) or r["case"]
         print(f"::error title=copybench regression::{name} regressed: ratio {ratio_text(r)}")
+    from .drift import word
+
     for _, r in table[table["verdict"] == "drifted"].iterrows():
-        said = {True: "yes", False: "no"}
-        was, now = said.get(r["base_median"], "n/a"), said.get(r["head_median"], "n/a")
+        was, now = word(r["base_median"]), word(r["head_median"])
         print(f"::error title=copybench semantics drift::{r['case']}: {was} -> {now}")
 
 

@@ -62,15 +62,17 @@ class Variant:
         return AA if self.target is None else f"{self.target} x{self.factor:g}"
 
     def side(self) -> Any:
+        import os
+
         from .gate import Side
-        from .injection import INJECT_DIR
+        from .injection import pythonpath_with_inject
 
         if self.target is None:
             return Side(self.name)
-        import os
-
-        path = os.pathsep.join(filter(None, [INJECT_DIR, os.environ.get("PYTHONPATH")]))
-        env = {"PYTHONPATH": path, "INJECT_SLOWDOWN": f"{TARGETS[self.target]}:{self.factor}"}
+        env = {
+            "PYTHONPATH": pythonpath_with_inject(os.environ.get("PYTHONPATH")),
+            "INJECT_SLOWDOWN": f"{TARGETS[self.target]}:{self.factor}",
+        }
         return Side(self.name, env=env)
 
 
