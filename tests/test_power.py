@@ -27,12 +27,33 @@ def test_variants_put_a_a_first_and_refuse_bad_input():
 
     got = variants(["clone", "copy_"], [1.1])
     assert [v.name for v in got] == [AA, "clone x1.1", "copy_ x1.1"]
-    assert got[1].side().env["INJECT_SLOWDOWN"] == "Tensor.clone:1.1"
-    assert got[0].side().env == {}
+    assert got[1].side({}).env["INJECT_SLOWDOWN"] == "Tensor.clone:1.1"
+    assert got[0].side({}).env == {}
     with pytest.raises(UsageError, match="at least 1"):
         variants(["clone"], [0.9])
     with pytest.raises(UsageError, match="unknown target"):
         variants(["nope"], [1.1])
+
+
+def test_the_gate_processes_run_glibc_with_fixed_thresholds_unless_told(monkeypatch):
+    from copybench.cases import GATE_ALLOCATOR
+    from copybench.gate import allocator_of
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert GATE_ALLOCATOR.items() <= Side("base").environ().items()
+    assert allocator_of("fixed") == GATE_ALLOCATOR and allocator_of("dynamic") == {}
+    dynamic = Side("base", allocator=allocator_of("dynamic")).environ()
+    assert not set(GATE_ALLOCATOR) & set(dynamic)
+    # What the side is given wins, then what the gate inherited, then the gate's setting.
+    mine = Side("head", env={"MALLOC_TRIM_THRESHOLD_": "1"}).environ()
+    assert mine["MALLOC_TRIM_THRESHOLD_"] == "1"
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "2")
+    assert Side("base").environ()["MALLOC_MMAP_THRESHOLD_"] == "2"
+    assert (
+        Side("head", env={"MALLOC_MMAP_THRESHOLD_": ""}).environ().get("MALLOC_MMAP_THRESHOLD_")
+        is None
+    )
 
 
 def test_every_variant_keeps_its_own_balanced_order_in_a_shared_round():
@@ -77,6 +98,10 @@ def test_a_tiny_study_end_to_end(tmp_path: Path):
     assert "A/A" in first.stdout and "clone x1.5" in first.stdout
     saved = json.loads(out.read_text())
     assert [v["name"] for v in saved["variants"]] == [AA, "clone x1.5"]
+    from copybench.cases import GATE_ALLOCATOR
+
+    assert saved["allocator"] == GATE_ALLOCATOR
+    assert "fixed allocator" in first.stdout
     gate = saved["gates"][0]["clone x1.5"]
     assert gate["sides"]["head"]["env"]["INJECT_SLOWDOWN"] == "Tensor.clone:1.5"
     # One base process a round, shared: the A/A gate and the slowed one hold the same.
@@ -108,3 +133,17 @@ def test_a_tiny_study_end_to_end(tmp_path: Path):
         "--gates", "1", "--target", "copy_", "--factor", "1.5", "--out", str(out), "--append"
     )
     assert other.returncode == 2 and "cannot append" in other.stderr
+    dynamic = _study(
+        "--gates",
+        "1",
+        "--target",
+        "clone",
+        "--factor",
+        "1.5",
+        "--out",
+        str(out),
+        "--append",
+        "--allocator",
+        "dynamic",
+    )
+    assert dynamic.returncode == 2 and "another allocator" in dynamic.stderr

@@ -79,6 +79,12 @@ BLOCK_SECONDS = 0.001
 FAILING = ("regressed", "drifted")
 
 
+def _gate_allocator() -> dict[str, str]:
+    from .cases import GATE_ALLOCATOR
+
+    return GATE_ALLOCATOR
+
+
 @dataclass
 class Side:
     """One side of the comparison: an interpreter and the environment it runs in."""
@@ -86,9 +92,12 @@ class Side:
     name: str
     python: str = sys.executable
     env: dict[str, str] = field(default_factory=dict)
+    # glibc's allocator settings under the inherited environment (``cases.GATE_ALLOCATOR``;
+    # empty: glibc's dynamic default)
+    allocator: dict[str, str] = field(default_factory=lambda: dict(_gate_allocator()))
 
     def environ(self) -> dict[str, str]:
-        out = dict(os.environ)
+        out = {**self.allocator, **os.environ}
         for k, v in self.env.items():
             if v == "":
                 out.pop(k, None)
@@ -190,7 +199,6 @@ def measure_process(spec: dict[str, Any]) -> dict[str, Any]:
 
     from .cases import CaseError
     from .prepare import prepare_module_case, prepare_tensor_case, slowed_down_methods
-    from .timing import time_block
 
     out: dict[str, Any] = {
         "pid": os.getpid(),
@@ -200,26 +208,43 @@ def measure_process(spec: dict[str, Any]) -> dict[str, Any]:
         "references": {},
         "skipped": {},
     }
-    for c in spec["cases"]:
-        prepare = prepare_tensor_case if c["kind"] == "tensor" else prepare_module_case
-        try:
-            case = prepare(*c["args"], c["threads"])
-        except CaseError as e:
-            out["skipped"][case_id(c)] = str(e)
-            continue
-        reference = reference_of(case.source)
-        n, k = _calls_per_block(case.run), _calls_per_block(reference)
-        blocks: list[float] = []
-        refs: list[float] = []
-        end = time.perf_counter() + spec["budget"]
-        while len(blocks) < 6 or time.perf_counter() < end:
-            blocks.append(time_block(case.run, n) / n)
-            refs.append(time_block(reference, k) / k)
-            refs.append(time_block(reference, k) / k)
-            blocks.append(time_block(case.run, n) / n)
-        out["cases"][case_id(c)] = blocks
-        out["references"][case_id(c)] = refs
+    # A warm pass over every case, untimed, then the timed one.  Without it the first
+    # 4 MiB cases of a process ran about 2x slower than the same cases later in it (in
+    # either order of the cases; 10 fresh processes), so a case's time depended on its place.
+    for timed in (False, True):
+        for c in spec["cases"]:
+            prepare = prepare_tensor_case if c["kind"] == "tensor" else prepare_module_case
+            try:
+                case = prepare(*c["args"], c["threads"])
+            except CaseError as e:
+                out["skipped"][case_id(c)] = str(e)
+                continue
+            blocks, refs = _abba(case.run, reference_of(case.source), spec["budget"], timed)
+            if timed:
+                out["cases"][case_id(c)] = blocks
+                out["references"][case_id(c)] = refs
     return out
+
+
+def _abba(
+    run: Callable[[], Any], reference: Callable[[], Any], budget: float, timed: bool
+) -> tuple[list[float], list[float]]:
+    """Per-call seconds of blocks of ``run`` and ``reference`` in ABBA order: at least 6
+    of each and ``budget`` seconds in all (the warm pass: 2 of each, half the budget)."""
+    from .timing import time_block
+
+    n, k = _calls_per_block(run), _calls_per_block(reference)
+    blocks: list[float] = []
+    refs: list[float] = []
+    least, end = (
+        (6, time.perf_counter() + budget) if timed else (2, time.perf_counter() + budget / 2)
+    )
+    while len(blocks) < least or time.perf_counter() < end:
+        blocks.append(time_block(run, n) / n)
+        refs.append(time_block(reference, k) / k)
+        refs.append(time_block(reference, k) / k)
+        blocks.append(time_block(run, n) / n)
+    return blocks, refs
 
 
 # --- interleaved runs --------------------------------------------------------------------------
@@ -280,7 +305,12 @@ def run_gate(
         "format": FORMAT,
         "design": "balanced random order",
         "sides": {
-            s.name: {"python": s.python, "env": s.env, "torch": rounds[0][s.name]["torch"]}
+            s.name: {
+                "python": s.python,
+                "env": s.env,
+                "allocator": s.allocator,
+                "torch": rounds[0][s.name]["torch"],
+            }
             for s in (base, head)
         },
         "budget": budget,
@@ -481,6 +511,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     selection_options(s)
     instruction_option(s)
+    allocator_option(s)
     s.add_argument("--out", type=Path, help="also write the results here (JSON)")
     s.add_argument(
         "--format",
@@ -568,6 +599,21 @@ def instruction_option(s: argparse.ArgumentParser) -> None:
     )
 
 
+def allocator_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--allocator",
+        choices=("fixed", "dynamic"),
+        default="fixed",
+        help="glibc's allocator in both sides' processes: fixed thresholds (default; see "
+        "cases.GATE_ALLOCATOR), or glibc's dynamic default",
+    )
+
+
+def allocator_of(choice: str) -> dict[str, str]:
+    """``--allocator``'s environment: the gate's fixed thresholds, or none."""
+    return dict(_gate_allocator()) if choice == "fixed" else {}
+
+
 def want_instructions(flag: bool | None) -> bool:
     """``--instructions``: None (not given) means where valgrind can count; asked for
     where it cannot is bad input."""
@@ -593,8 +639,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
         if shutil.which(py) is None:
             raise UsageError(f"{py}: not an executable interpreter")
     cases = gate_cases(args.method or None, args.size or None, args.model or None)
-    base = Side("base", args.base_python, _env_pairs(args.base_env))
-    head = Side("head", args.head_python, _env_pairs(args.head_env))
+    allocator = allocator_of(args.allocator)
+    base = Side("base", args.base_python, _env_pairs(args.base_env), allocator)
+    head = Side("head", args.head_python, _env_pairs(args.head_env), allocator)
     instructions = want_instructions(args.instructions)
     data = run_gate(
         base, head, cases, args.processes, args.budget, log=sys.stderr, instructions=instructions

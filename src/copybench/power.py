@@ -61,19 +61,23 @@ class Variant:
     def name(self) -> str:
         return AA if self.target is None else f"{self.target} x{self.factor:g}"
 
-    def side(self) -> Any:
+    def record(self) -> dict[str, Any]:
+        """How a study's results name the variant."""
+        return {"name": self.name, "target": self.target, "factor": self.factor}
+
+    def side(self, allocator: dict[str, str]) -> Any:
         import os
 
         from .gate import Side
         from .injection import pythonpath_with_inject
 
         if self.target is None:
-            return Side(self.name)
+            return Side(self.name, allocator=allocator)
         env = {
             "PYTHONPATH": pythonpath_with_inject(os.environ.get("PYTHONPATH")),
             "INJECT_SLOWDOWN": f"{TARGETS[self.target]}:{self.factor}",
         }
-        return Side(self.name, env=env)
+        return Side(self.name, env=env, allocator=allocator)
 
 
 def variants(targets: list[str], factors: list[float]) -> list[Variant]:
@@ -155,6 +159,7 @@ def study_gate(
     budget: float,
     instructions: bool,
     progress: Any,
+    allocator: dict[str, str],
 ) -> dict[str, dict[str, Any]]:
     """One study gate: the gate results (``copybench gate``'s format) of every variant."""
     from .gate import FORMAT as GATE_FORMAT
@@ -162,8 +167,8 @@ def study_gate(
     from .workers import run_worker
 
     rng = random.SystemRandom()
-    base = Side("base")
-    sides = [v.side() for v in heads]
+    base = Side("base", allocator=allocator)
+    sides = [v.side(allocator) for v in heads]
     orders = [balanced_orders(processes, rng) for _ in heads]
     spec = {"cases": cases, "budget": budget}
     rounds: list[dict[str, Any]] = []
@@ -181,7 +186,10 @@ def study_gate(
         out[v.name] = {
             "format": GATE_FORMAT,
             "design": "balanced random order (power study: shared base processes)",
-            "sides": {"base": {"env": {}}, "head": {"env": side.env}},
+            "sides": {
+                "base": {"env": {}, "allocator": allocator},
+                "head": {"env": side.env, "allocator": allocator},
+            },
             "budget": budget,
             "rounds": [
                 {
@@ -224,12 +232,16 @@ def run_study(
     instructions: bool,
     load: bool,
     log: Any = None,
+    allocator: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """``gates`` study gates (see the module's docstring); returns every gate's results per
-    variant, for :func:`summarize`."""
+    variant, for :func:`summarize`.  ``allocator``: glibc's settings in every process
+    (default: the gate's, ``cases.GATE_ALLOCATOR``)."""
+    from .gate import allocator_of
     from .load import neighbour
     from .progress import Progress
 
+    allocator = allocator_of("fixed") if allocator is None else allocator
     started = time.time()
     per_gate = []
     with (
@@ -237,13 +249,16 @@ def run_study(
         Progress("copybench power-study: round", gates * processes, log) as progress,
     ):
         for _ in range(gates):
-            per_gate.append(study_gate(cases, heads, processes, budget, instructions, progress))
+            per_gate.append(
+                study_gate(cases, heads, processes, budget, instructions, progress, allocator)
+            )
     return {
         "format": FORMAT,
         "load": load,
+        "allocator": allocator,
         "processes": processes,
         "budget": budget,
-        "variants": [{"name": v.name, "target": v.target, "factor": v.factor} for v in heads],
+        "variants": [v.record() for v in heads],
         "calls": {t: calls_into(cases, t) for t in {v.target for v in heads} if t},
         "gates": per_gate,
         "seconds": time.time() - started,
@@ -343,6 +358,16 @@ def format_table(rows: list[dict[str, Any]], data: dict[str, Any]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def allocator_word(data: dict[str, Any]) -> str:
+    """How the study's processes ran glibc's allocator.  Studies saved before the gate
+    fixed it (and warmed every case up) carry no "allocator": their processes ran glibc's
+    dynamic default."""
+    allocator = data.get("allocator")
+    if allocator is None:
+        return "dynamic allocator (saved before the gate fixed it)"
+    return "fixed allocator" if allocator else "dynamic allocator"
+
+
 def _load(path: Path) -> dict[str, Any]:
     from .results import ResultsError
 
@@ -355,14 +380,20 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
+def _check_same_study(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """ResultsError unless ``new`` (a study's results, or the plan of one) is the same
+    study as ``old``: variants, rounds, budget, load and allocator."""
+    from .results import ResultsError
+
+    for key in ("variants", "processes", "budget", "load", "allocator"):
+        if old.get(key) != new.get(key):
+            raise ResultsError(f"cannot append: the saved study has another {key}")
+
+
 def _appended(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``old`` with ``new``'s gates added; ResultsError unless the two studies are the same
     study (variants, rounds, budget, load)."""
-    from .results import ResultsError
-
-    for key in ("variants", "processes", "budget", "load"):
-        if old.get(key) != new.get(key):
-            raise ResultsError(f"cannot append: the saved study has another {key}")
+    _check_same_study(old, new)
     calls = {t: sorted(set(old["calls"].get(t, [])) | set(c)) for t, c in new["calls"].items()}
     return {
         **old,
@@ -377,7 +408,7 @@ def _appended(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from .cli import add_command
-    from .gate import instruction_option, selection_options
+    from .gate import allocator_option, instruction_option, selection_options
 
     s = add_command(
         sub,
@@ -421,6 +452,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--load", action="store_true", help="a bursty neighbour on the other core")
     selection_options(s)
     instruction_option(s)
+    allocator_option(s)
     s.add_argument("--out", type=Path, help="also write every gate's results here (JSON)")
     s.add_argument(
         "--append",
@@ -435,7 +467,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_power_study(args: argparse.Namespace) -> int:
     from .cases import UsageError
-    from .gate import check_gate_levels, gate_cases, want_instructions
+    from .gate import allocator_of, check_gate_levels, gate_cases, want_instructions
     from .results import atomic_write_text
 
     check_gate_levels(args.threshold, args.alpha, args.instruction_threshold)
@@ -454,6 +486,16 @@ def cmd_power_study(args: argparse.Namespace) -> int:
             else variants(args.target or ["clone"], args.factor or list(DEFAULT_FACTORS))
         )
         cases = gate_cases(args.method or None, args.size or None, args.model or None)
+        if args.append and args.out.exists():
+            # Before a study that may take an hour, not after it.
+            planned = {
+                "variants": [v.record() for v in heads],
+                "processes": args.processes,
+                "budget": args.budget,
+                "load": args.load,
+                "allocator": allocator_of(args.allocator),
+            }
+            _check_same_study(_load(args.out), planned)
         data = run_study(
             cases,
             heads,
@@ -463,6 +505,7 @@ def cmd_power_study(args: argparse.Namespace) -> int:
             want_instructions(args.instructions),
             args.load,
             sys.stderr,
+            allocator_of(args.allocator),
         )
         if args.out:
             if args.append and args.out.exists():
@@ -483,7 +526,8 @@ def cmd_power_study(args: argparse.Namespace) -> int:
         return 0
     print(
         f"power study: {len(data['gates'])} gates of {data['processes']} rounds per variant, "
-        f"{'loaded' if data['load'] else 'quiet'}, {data['seconds'] / 60:.0f} min; threshold "
+        f"{'loaded' if data['load'] else 'quiet'}, {allocator_word(data)}, "
+        f"{data['seconds'] / 60:.0f} min; threshold "
         f"{threshold:.0%} (instructions {ithreshold:.0%}), alpha {alpha:g}"
     )
     print(format_table(rows, data))
