@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from copybench.cases import CaseError
+from copybench.suite.cases import CaseError
 
 
 def prepared_or_skip(prepare: Callable[..., Any], *args: Any) -> Any:

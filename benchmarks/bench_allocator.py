@@ -1,6 +1,6 @@
-from copybench.allocator import measure_remedy, prepare_op
-from copybench.cases import ALLOCATOR_AXES, ALLOCATOR_REMEDY_AXES
-from copybench.stats import summarize_modes
+from copybench.measure.allocator import measure_remedy, prepare_op
+from copybench.suite.cases import ALLOCATOR_AXES, ALLOCATOR_REMEDY_AXES
+from copybench.suite.stats import summarize_modes
 
 from . import prepared_or_skip
 

@@ -1,7 +1,7 @@
-from copybench.cases import CUDA_TENSOR_AXES, MODULE_AXES
-from copybench.methods import module_method_names, tensor_method_names
-from copybench.prepare import prepare_module_case, prepare_tensor_case
-from copybench.timing import calls_for, cuda_event_seconds, cuda_peak_bytes, cuda_sync_seconds
+from copybench.suite.cases import CUDA_TENSOR_AXES, MODULE_AXES
+from copybench.suite.methods import module_method_names, tensor_method_names
+from copybench.suite.prepare import prepare_module_case, prepare_tensor_case
+from copybench.suite.timing import calls_for, cuda_event_seconds, cuda_peak_bytes, cuda_sync_seconds
 
 from . import prepared_or_skip
 

@@ -1,5 +1,5 @@
-from copybench.cases import INSTRUCTION_METHODS, INSTRUCTION_SIZES
-from copybench.instructions import count_instructions, valgrind_available
+from copybench.measure.instructions import count_instructions, valgrind_available
+from copybench.suite.cases import INSTRUCTION_METHODS, INSTRUCTION_SIZES
 
 
 class InstructionCounts:
@@ -12,7 +12,7 @@ class InstructionCounts:
     timeout = 300
 
     def setup_cache(self):
-        # One Valgrind process counts every statement and size (copybench.instructions).
+        # One Valgrind process counts every statement and size (copybench.measure.instructions).
         if not valgrind_available():
             return None
         return {

@@ -1,7 +1,7 @@
-from copybench.cases import MODULE_AXES
-from copybench.methods import module_method_names
-from copybench.prepare import prepare_module_case
-from copybench.timing import peak_rss_growth, rss_peak_supported
+from copybench.suite.cases import MODULE_AXES
+from copybench.suite.methods import module_method_names
+from copybench.suite.prepare import prepare_module_case
+from copybench.suite.timing import peak_rss_growth, rss_peak_supported
 
 from . import prepared_or_skip
 

@@ -1,6 +1,6 @@
-from copybench.cases import TENSOR_AXES
-from copybench.methods import tensor_method_names
-from copybench.prepare import prepare_tensor_case
+from copybench.suite.cases import TENSOR_AXES
+from copybench.suite.methods import tensor_method_names
+from copybench.suite.prepare import prepare_tensor_case
 
 from . import prepared_or_skip
 

@@ -1,7 +1,7 @@
-from copybench.cases import TRANSFER_AXES
-from copybench.methods import transfer_method_names
-from copybench.prepare import prepare_transfer_case
-from copybench.timing import calls_for, cuda_event_seconds
+from copybench.suite.cases import TRANSFER_AXES
+from copybench.suite.methods import transfer_method_names
+from copybench.suite.prepare import prepare_transfer_case
+from copybench.suite.timing import calls_for, cuda_event_seconds
 
 from . import prepared_or_skip
 

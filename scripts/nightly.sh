@@ -12,9 +12,9 @@
 # in both where valgrind is available (--instructions insists, --no-instructions skips);
 # the gate's results are archived beside the night's; exits 1 when a copy regressed there
 # (2 on bad input).
-# Options: python -m copybench.nightly --help.  GITHUB_STEP_SUMMARY, when set, receives the
+# Options: python -m copybench.jobs.nightly --help.  GITHUB_STEP_SUMMARY, when set, receives the
 # markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/setup.sh
-exec .venv/bin/python -m copybench.nightly "$@"
+exec .venv/bin/python -m copybench.jobs.nightly "$@"

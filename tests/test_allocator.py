@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from copybench.allocator import (
+from copybench.measure.allocator import (
     bind_op,
     measure_remedy,
     prepare_op,
     sample_seconds,
 )
-from copybench.cases import ALLOCATOR_OPS, REMEDIES, CaseError
-from copybench.stats import summarize_modes
+from copybench.suite.cases import ALLOCATOR_OPS, REMEDIES, CaseError
+from copybench.suite.stats import summarize_modes
 
 
 @pytest.mark.parametrize("op", ALLOCATOR_OPS)

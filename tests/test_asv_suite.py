@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from copybench.asvrun import Selection, asv_command, bench_regexes, config_copy
-from copybench.results import ENV_SUFFIX, load_asv
+from copybench.measure.asvrun import Selection, asv_command, bench_regexes, config_copy
+from copybench.results.tidy import ENV_SUFFIX, load_asv
 
 
 def _asv(*args: str, cwd) -> subprocess.CompletedProcess:

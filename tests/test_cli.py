@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from copybench.cli import _parser
-from copybench.progress import Progress, note
-from copybench.workers import run_workers
+from copybench.measure.progress import Progress, note
+from copybench.measure.workers import run_workers
 
 BAD = [
     (["semantics", "--method", "clone_twice"], "unknown copy method 'clone_twice'"),
@@ -71,7 +71,7 @@ def test_list_names_every_method(run_cli):
 def test_list_and_run_name_the_same_sizes(run_cli):
     # `list` names the CPU grid and the sizes measured on CUDA besides; `run` on the CPU
     # takes the first, and says which of the second is CUDA-only.
-    from copybench.cases import GPU_SIZES, SIZES
+    from copybench.suite.cases import GPU_SIZES, SIZES
 
     out = run_cli("list").stdout.splitlines()
     (cpu,) = [ln for ln in out if ln.startswith("numel ") and "(CPU and CUDA)" in ln]

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from copybench import cases
-from copybench.methods import METHODS, TRANSFER_METHODS, TRANSFER_ROUTES
-from copybench.prepare import prepare_module_case, prepare_tensor_case, prepare_transfer_case
-from copybench.semantics import probe
-from copybench.timing import calls_for, cuda_event_seconds, cuda_peak_bytes, cuda_sync_seconds
+from copybench.suite import cases
+from copybench.suite.methods import METHODS, TRANSFER_METHODS, TRANSFER_ROUTES
+from copybench.suite.prepare import prepare_module_case, prepare_tensor_case, prepare_transfer_case
+from copybench.suite.semantics import probe
+from copybench.suite.timing import calls_for, cuda_event_seconds, cuda_peak_bytes, cuda_sync_seconds
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 two_gpus = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
@@ -125,8 +125,8 @@ def test_semantics_on_cuda_match_the_registry(method):
 
 @gpu
 def test_paired_blocks_time_by_events_or_by_sync_per_call():
-    from copybench.paired import paired_overhead, prepare_tensor_pair
-    from copybench.timing import cuda_event_block, time_block
+    from copybench.measure.paired import paired_overhead, prepare_tensor_pair
+    from copybench.suite.timing import cuda_event_block, time_block
 
     for sync, timer in ((False, cuda_event_block), (True, time_block)):
         pair = prepare_tensor_pair(

@@ -1,6 +1,6 @@
 """Semantic drift between two sides, observed in real processes of this interpreter: twice
 as it is (A/A), and once with ``Tensor.clone`` returning a view, injected from the
-environment alone (``copybench.injection``).  Each observation imports torch in a fresh
+environment alone (``copybench.measure.injection``).  Each observation imports torch in a fresh
 process (a few seconds), so the three are taken once for the whole file."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from copybench.drift import drift_rows, drift_text, observe_side, unmatched
-from copybench.injection import INJECT_DIR, injected_environ, pythonpath_with_inject
-from copybench.methods import METHODS
-from copybench.workers import WorkerError
+from copybench.measure.drift import drift_rows, drift_text, observe_side, unmatched
+from copybench.measure.injection import INJECT_DIR, injected_environ, pythonpath_with_inject
+from copybench.measure.workers import WorkerError
+from copybench.suite.methods import METHODS
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +176,8 @@ def test_the_gate_fails_on_drift_and_names_each_method_and_property(drifted_gate
 def test_the_nightly_summary_and_annotations_name_the_drift(drifted_gate, monkeypatch, capsys):
     import json
 
-    from copybench.compare import compare_gate
-    from copybench.nightly import _annotate, changes_markdown
+    from copybench.jobs.nightly import _annotate, changes_markdown
+    from copybench.results.compare import compare_gate
 
     _, out = drifted_gate
     table = compare_gate(json.loads(out.read_text()))

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from copybench import gpucheck
-from copybench.asvrun import MACHINE_VAR, asv_command
+from copybench.jobs import gpucheck
+from copybench.measure.asvrun import MACHINE_VAR, asv_command
+from copybench.measure.workers import run_bounded
 from copybench.report.gpu_figures import format_figures
-from copybench.results import ENV_SUFFIX, load_asv
-from copybench.workers import run_bounded
+from copybench.results.tidy import ENV_SUFFIX, load_asv
 
 ROOT = Path(__file__).resolve().parents[1]
 PY_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -155,7 +155,7 @@ def test_results_are_filed_under_a_snapshot_of_a_tree_without_history(tmp_path):
         text=True,
         check=True,
     ).stdout
-    assert "snapshot" in shown and "src/copybench/gpu.py" in shown
+    assert "snapshot" in shown and "src/copybench/measure/gpu.py" in shown
 
 
 # One CPU case: the asv step's code path, without a GPU.

@@ -9,7 +9,7 @@ real clone took), the way a slower torch build, a debugging hook or a monkeypatc
 would.  The slowdown comes as a nightly's would, through the environment the gate inherits,
 with the baseline told to drop it (``--base-env PYTHONPATH=``): the counts must see it on
 the head side as the wall time does.  Which copy methods call ``Tensor.clone`` is observed
-(``copybench.power.calls_into``), not typed here.
+(``copybench.jobs.power.calls_into``), not typed here.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from copybench.gate import DEFAULT_INSTRUCTION_THRESHOLD, gate_cases, instruction_cases
-from copybench.injection import INJECT_DIR
-from copybench.instructions import count_cases, count_instructions, valgrind_available
+from copybench.measure.gate import DEFAULT_INSTRUCTION_THRESHOLD, gate_cases, instruction_cases
+from copybench.measure.injection import INJECT_DIR
+from copybench.measure.instructions import count_cases, count_instructions, valgrind_available
 
 pytestmark = pytest.mark.skipif(not valgrind_available(), reason="valgrind not available")
 
@@ -89,7 +89,7 @@ def gate(runs):
 
 
 def test_tracked_clone_costs_thousands_more_instructions(counts):
-    from copybench.stats import median
+    from copybench.suite.stats import median
 
     tracked = median(counts[CASE.format("clone_detach", 1024)])
     untracked = median(counts[CASE.format("detach_clone", 1024)])
@@ -117,7 +117,7 @@ def test_rounds_spread_less_than_the_instruction_threshold(counts):
 def test_separate_invocations_agree(counts, gate):
     # The gate's base side is a plain count made from another process, working directory,
     # PATH and $TMPDIR.  Deterministic, not a timing check.
-    from copybench.stats import median
+    from copybench.suite.stats import median
 
     _, saved = gate
     again = saved["instructions"]["base"]
@@ -131,7 +131,7 @@ def test_separate_invocations_agree(counts, gate):
 
 
 def test_an_inherited_slowdown_reaches_the_counts_of_its_side_only(gate):
-    from copybench.power import calls_into
+    from copybench.jobs.power import calls_into
 
     rows, saved = gate
     # Two rounds: wall time gets "too few processes" whatever the clocks did, so the
@@ -154,7 +154,7 @@ def test_an_inherited_slowdown_reaches_the_counts_of_its_side_only(gate):
 
 
 def test_bad_method_is_rejected_before_valgrind_starts():
-    from copybench.methods import UnknownMethodError
+    from copybench.suite.methods import UnknownMethodError
 
     with pytest.raises(UnknownMethodError):
         count_instructions(["no_such_method"], [1024])

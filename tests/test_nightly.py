@@ -1,7 +1,7 @@
 """The nightly, as ``scripts/nightly.sh`` runs it: two nights of a narrow selection.
 
 Night 1 is gated and carries a real regression: ``COPYBENCH_SLOW_DOWN=clone:8`` makes the
-clone cases do their copy eight times (copybench.prepare), in the night's own processes; the
+clone cases do their copy eight times (copybench.suite.prepare), in the night's own processes; the
 baseline's processes run the same interpreter without it (``--baseline-env
 COPYBENCH_SLOW_DOWN=``).  It must fail and name exactly the clone cases.  Night 2 is
 recorded and set beside night 1, not gated: two runs hours apart get no verdict on wall
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from copybench.results import nights as nights_of
+from copybench.results.tidy import nights as nights_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ["--method", "clone", "--method", "detach_clone", "--size", "1024", "--dtype", "float32"]
@@ -101,7 +101,7 @@ def test_a_regression_fails_the_night_and_names_only_its_cases(nights):
     # - detach_clone (untouched) named.  Both sides run identical code and which process of
     #   a round is labelled head was drawn at random (balanced), so the rank-sum test is
     #   exact: the family names anything with probability at most alpha, 0.1%, whatever the
-    #   machine does (copybench.stats.order_balanced_change).
+    #   machine does (copybench.suite.stats.order_balanced_change).
     # - a clone test missed.  The slowed side copies 8x.  If every head-second round's log
     #   ratio exceeds every head-first round's, the two-sided p is 2 / C(18, 9) = 4.1e-5,
     #   Holm-adjusted at most 8 x that = 3.3e-4 <= 0.001; one crossed pair still gives
@@ -194,7 +194,7 @@ def test_a_recorded_night_is_set_beside_the_last_one(nights):
     assert "compared across runs" in night.stdout  # the whole table is in the log
     # Each archived night holds only the cases it measured (asv merges a run into the file
     # of the same commit; the history's copy of night 1 must not pass for night 2's).
-    from copybench.results import load_asv
+    from copybench.results.tidy import load_asv
 
     first, second = [load_asv(p) for p in nights_of(tmp / "nightly")]
     assert set(first[first.status == "ok"].method) == {"clone", "detach_clone"}
@@ -237,7 +237,7 @@ def test_two_machines_merge_into_one_site_and_report(nights, tmp_path):
 
 
 def test_the_report_draws_the_archived_nights_as_trends(nights, run_cli, tmp_path):
-    from copybench.report import _find_nights
+    from copybench.report.build import _find_nights
 
     tmp = nights[0]
     out = tmp_path / "reports"

@@ -8,11 +8,9 @@ import json
 import pytest
 import torch
 
-from copybench import stats
-from copybench.cases import PAIRS
 from copybench.cli import main
-from copybench.noise import STUDY_METHODS
-from copybench.paired import (
+from copybench.measure.noise import STUDY_METHODS
+from copybench.measure.paired import (
     PairedResult,
     combine_workers,
     measure_in_workers,
@@ -20,6 +18,8 @@ from copybench.paired import (
     prepare_tensor_pair,
     tracked_clone_overhead,
 )
+from copybench.suite import stats
+from copybench.suite.cases import PAIRS
 
 BUDGET = 0.15
 # For the sign checks: some 60 ABBA quads of ~2 ms blocks, so that the order-statistic CI of

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from copybench.gate import Side, balanced_orders, gate_cases
-from copybench.power import AA, calls_into, round_order, variants
+from copybench.jobs.power import AA, calls_into, round_order, variants
+from copybench.measure.gate import Side, balanced_orders, gate_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_variants_put_a_a_first_and_refuse_bad_input():
-    from copybench.cases import UsageError
+    from copybench.suite.cases import UsageError
 
     got = variants(["clone", "copy_"], [1.1])
     assert [v.name for v in got] == [AA, "clone x1.1", "copy_ x1.1"]
@@ -36,8 +36,8 @@ def test_variants_put_a_a_first_and_refuse_bad_input():
 
 
 def test_the_gate_processes_run_glibc_with_fixed_thresholds_unless_told(monkeypatch):
-    from copybench.cases import GATE_ALLOCATOR
-    from copybench.gate import allocator_of
+    from copybench.measure.gate import allocator_of
+    from copybench.suite.cases import GATE_ALLOCATOR
 
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
@@ -98,7 +98,7 @@ def test_a_tiny_study_end_to_end(tmp_path: Path):
     assert "A/A" in first.stdout and "clone x1.5" in first.stdout
     saved = json.loads(out.read_text())
     assert [v["name"] for v in saved["variants"]] == [AA, "clone x1.5"]
-    from copybench.cases import GATE_ALLOCATOR
+    from copybench.suite.cases import GATE_ALLOCATOR
 
     assert saved["allocator"] == GATE_ALLOCATOR
     assert "fixed allocator" in first.stdout

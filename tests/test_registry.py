@@ -9,15 +9,15 @@ import sys
 import pytest
 import torch
 
-from copybench import cases
-from copybench.methods import (
+from copybench.suite import cases
+from copybench.suite.methods import (
     METHODS,
     MODULE_METHODS,
     TENSOR_METHODS,
     TRANSFER_METHODS,
     get_method,
 )
-from copybench.prepare import prepare_module_case, prepare_tensor_case
+from copybench.suite.prepare import prepare_module_case, prepare_tensor_case
 
 REQUIRED_TENSOR = {
     "clone",

@@ -17,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from copybench import cases
-from copybench.asvrun import Selection, bench_regexes, config_copy
-from copybench.report import build_report, plots, table
+from copybench.measure.asvrun import Selection, bench_regexes, config_copy
+from copybench.report import plots, table
+from copybench.report.build import build_report
 from copybench.report.findings import SITUATIONS, decisions, findings, paired_findings
-from copybench.results import ENV_SUFFIX, PAIRED_SUFFIX, load_paired, load_results
+from copybench.results.tidy import ENV_SUFFIX, PAIRED_SUFFIX, load_paired, load_results
+from copybench.suite import cases
 
 EVIL_MACHINE = "<img src=x onerror=alert(1)>&'\""
 EVIL_CPU = "<script>alert('cpu')</script>"
@@ -84,8 +85,8 @@ PAIRED = {
 
 
 def _store_paired(results: Path) -> None:
-    from copybench.asvrun import write_paired
-    from copybench.paired import comparisons, measure_comparisons
+    from copybench.measure.asvrun import write_paired
+    from copybench.measure.paired import comparisons, measure_comparisons
 
     wanted = [
         c
@@ -111,7 +112,7 @@ NIGHTS = [(1, "2.0", "mine"), (2, "2.0", "evil"), (3, "2.0", "mine"), (4, "99.0"
 
 @pytest.fixture(scope="module")
 def archive(results, tmp_path_factory) -> Path:
-    """The nightly's archive, as copybench.nightly writes it, made of these real results:
+    """The nightly's archive, as copybench.jobs.nightly writes it, made of these real results:
     the first machine's run (its paired study beside it) as three nights, the third under a
     relabelled torch; the second machine's as one night."""
     dest = tmp_path_factory.mktemp("archive") / "nightly"
@@ -254,7 +255,7 @@ def test_the_decision_table_answers_from_the_paired_data(results):
 def _paired_rows(worker_ratios: dict[str, list[float]]) -> pd.DataFrame:
     """A paired table of two comparisons from synthetic processes: each process's quads
     all give the ratio listed for it (base 1 us a call)."""
-    from copybench.paired import PairedResult, combine_workers
+    from copybench.measure.paired import PairedResult, combine_workers
 
     rows = []
     for ident, ratios in worker_ratios.items():
@@ -575,7 +576,7 @@ def test_a_malformed_archive_is_bad_input_and_keeps_the_report(
 
 
 def test_the_archive_beside_the_results_is_found(tmp_path):
-    from copybench.report import _find_nights
+    from copybench.report.build import _find_nights
 
     (tmp_path / "results" / "m").mkdir(parents=True)
     assert _find_nights([tmp_path / "results"]) is None

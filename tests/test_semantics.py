@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from copybench.methods import METHODS, SEMANTIC_PROPERTIES, TENSOR_METHODS
-from copybench.semantics import probe
+from copybench.suite.methods import METHODS, SEMANTIC_PROPERTIES, TENSOR_METHODS
+from copybench.suite.semantics import probe
 
 
 @pytest.mark.parametrize("name", list(METHODS))

@@ -1,4 +1,4 @@
-"""The regression verdict on controlled synthetic samples (copybench.stats)."""
+"""The regression verdict on controlled synthetic samples (copybench.suite.stats)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from copybench import stats
+from copybench.suite import stats
 
 
 def _timings(n: int, spread: float, seed: int, scale: float = 1.0) -> np.ndarray:
@@ -104,7 +104,7 @@ def test_a_deterministic_measure_needs_no_samples_to_regress() -> None:
 def test_compare_gates_instruction_counts_on_one_value_per_side() -> None:
     import pandas as pd
 
-    from copybench.compare import compare
+    from copybench.results.compare import compare
 
     def frame(tracked: float, seconds: float) -> pd.DataFrame:
         rows = [

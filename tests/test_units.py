@@ -1,4 +1,4 @@
-"""copybench.units, the one place numbers are printed: each formatter at zero, below zero,
+"""copybench.suite.units, the one place numbers are printed: each formatter at zero, below zero,
 at its unit boundaries and on what is not a number; as a matplotlib tick formatter on a real
 Agg-drawn figure; and the same value printed alike by every path that shows one (compare,
 the nightly's summary, the report's plots, findings and HTML, the GPU figures)."""
@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from copybench.units import (
+from copybench.suite.units import (
     NOT_A_NUMBER,
     format_bandwidth,
     format_bytes,
@@ -225,8 +225,8 @@ def _comparison(value: float, unit: str) -> pd.DataFrame:
     [(1e-6, "seconds", format_seconds), (4096, "bytes", format_bytes)],
 )
 def test_compare_and_the_nightly_print_a_value_alike(value, unit, fmt):
-    from copybench.compare import render
-    from copybench.nightly import changes_markdown
+    from copybench.jobs.nightly import changes_markdown
+    from copybench.results.compare import render
 
     t = _comparison(value, unit)
     want = [fmt(value), fmt(2 * value), "2.000 [1.500, 2.500]"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from copybench.prepare import slowed_down_methods
+from copybench.suite.prepare import slowed_down_methods
 
 
 def _git_hash() -> str | None:
@@ -50,8 +50,8 @@ def _cuda_driver() -> str | None:
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """What pytest-benchmark does not record: the torch build, this checkout's git hash,
     CUDA and driver versions, the CPU model and the thread count the harness sets."""
-    from copybench.asvrun import environment_info
-    from copybench.cases import DEFAULT_THREADS
+    from copybench.measure.asvrun import environment_info
+    from copybench.suite.cases import DEFAULT_THREADS
 
     info = environment_info()
     info.update(

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import torch
 
-from copybench.cases import (
+from copybench.measure.paired import paired_overhead, prepare_tensor_pair
+from copybench.suite.cases import (
     OVERHEAD_SIZES,
     PAIRS,
     TRANSFER_AXES,
@@ -21,16 +22,15 @@ from copybench.cases import (
     module_cases,
     tensor_cases,
 )
-from copybench.methods import (
+from copybench.suite.methods import (
     METHODS,
     module_method_names,
     tensor_method_names,
     transfer_method_names,
 )
-from copybench.paired import paired_overhead, prepare_tensor_pair
-from copybench.prepare import prepare_module_case, prepare_tensor_case, prepare_transfer_case
-from copybench.timing import calls_for, cuda_event_seconds, cuda_sync_seconds
-from copybench.units import format_bytes
+from copybench.suite.prepare import prepare_module_case, prepare_tensor_case, prepare_transfer_case
+from copybench.suite.timing import calls_for, cuda_event_seconds, cuda_sync_seconds
+from copybench.suite.units import format_bytes
 
 NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU available here")
 
@@ -138,7 +138,8 @@ def test_transfer(measure, method, numel, host_memory):
 @pytest.mark.parametrize("pair", [p for p, (a, _) in PAIRS.items() if METHODS[a].kind == "tensor"])
 def test_paired_overhead(measure, pair, numel, device):
     """Times the pair's head alone, and stores the paired, interleaved overhead of head over
-    base (copybench.paired) in extra_info: the figure to gate on, not two separate medians."""
+    base (copybench.measure.paired) in extra_info: the figure to gate on, not two separate
+    medians."""
     base, head = PAIRS[pair]
     try:
         prepared = prepare_tensor_pair(base, head, numel, device=device)

@@ -11,11 +11,17 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..cases import HEADLINE_BYTES, MODELS, PAIRS, ROOF, TRACKED, UNTRACKED
-from ..methods import METHODS
-from ..stats import UNSTABLE_RELATIVE_IQR
-from ..units import format_bandwidth, format_bytes, format_percent, format_ratio, format_seconds
-from . import table
+from copybench.report import table
+from copybench.suite.cases import HEADLINE_BYTES, MODELS, PAIRS, ROOF, TRACKED, UNTRACKED
+from copybench.suite.methods import METHODS
+from copybench.suite.stats import UNSTABLE_RELATIVE_IQR
+from copybench.suite.units import (
+    format_bandwidth,
+    format_bytes,
+    format_percent,
+    format_ratio,
+    format_seconds,
+)
 
 
 @dataclass(frozen=True)
@@ -296,7 +302,7 @@ class Decision:
     caveat: str
 
 
-# The situations users meet, each answered by one paired comparison (copybench.paired).
+# The situations users meet, each answered by one paired comparison (copybench.measure.paired).
 SITUATIONS: tuple[tuple[str, str, str], ...] = (
     ("A detached copy of a tensor that requires grad", "tracked_clone", ""),
     ("A snapshot of a model's weights", "deepcopy_vs_snapshot", ""),

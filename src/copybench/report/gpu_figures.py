@@ -1,15 +1,15 @@
 """The README's GPU section as markdown, from the figures ``copybench gpu-figures`` measured
-(:func:`copybench.gpu.measure`, also written by its ``--json``).
+(:func:`copybench.measure.gpu.measure`, also written by its ``--json``).
 
-Report code: it reads the figures and prints them through :mod:`copybench.units`; it
+Report code: it reads the figures and prints them through :mod:`copybench.suite.units`; it
 measures nothing.
 """
 
 from __future__ import annotations
 
-from ..cases import MODELS, PEAK_MODEL, nbytes
-from ..methods import METHODS
-from ..units import (
+from copybench.suite.cases import MODELS, PEAK_MODEL, nbytes
+from copybench.suite.methods import METHODS
+from copybench.suite.units import (
     format_bandwidth,
     format_bytes,
     format_percent,
@@ -28,9 +28,9 @@ def _signed_pct(pct: float) -> str:
 
 
 def format_figures(fig: dict) -> str:
-    """The README's GPU section body (markdown) from :func:`copybench.gpu.measure`'s
+    """The README's GPU section body (markdown) from :func:`copybench.measure.gpu.measure`'s
     result."""
-    from ..gpu import BATCH
+    from copybench.measure.gpu import BATCH
 
     d = fig["device"]
     n = fig["processes"]

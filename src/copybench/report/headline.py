@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import cases
-from ..methods import METHODS
-from ..results import ResultsError
-from ..units import format_bytes, format_seconds
+from copybench.results.tidy import ResultsError
+from copybench.suite import cases
+from copybench.suite.methods import METHODS
+from copybench.suite.units import format_bytes, format_seconds
 
 
 def headline_table(df: pd.DataFrame) -> str:

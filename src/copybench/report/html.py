@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..cases import CASE_COLUMNS, CASE_KEY, COLUMNS, STATISTIC_COLUMNS, UNSTABLE
-from ..units import format_ratio, format_seconds, format_value
-from .findings import Decision, Finding
+from copybench.report.findings import Decision, Finding
+from copybench.suite.cases import CASE_COLUMNS, CASE_KEY, COLUMNS, STATISTIC_COLUMNS, UNSTABLE
+from copybench.suite.units import format_ratio, format_seconds, format_value
 
 
 def esc(value: object) -> str:

@@ -19,10 +19,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from ..cases import ROOF, TRACKED, UNTRACKED
-from ..methods import METHODS, module_method_names, tensor_method_names
-from ..units import format_bandwidth, format_bytes, format_count, format_ratio, format_seconds
-from . import table
+from copybench.report import table
+from copybench.suite.cases import ROOF, TRACKED, UNTRACKED
+from copybench.suite.methods import METHODS, module_method_names, tensor_method_names
+from copybench.suite.units import (
+    format_bandwidth,
+    format_bytes,
+    format_count,
+    format_ratio,
+    format_seconds,
+)
 
 _MARKERS = "os^vD<>pP*hX"
 _COLORS = [
@@ -186,7 +192,7 @@ def _per_method(times: pd.DataFrame, title: str, y: str, ylabel: str) -> Figure:
 
 
 def paired_overhead(pt: pd.DataFrame, title: str) -> Figure:
-    """The tracked clone's paired overhead against size (``copybench.paired``): in percent
+    """The tracked clone's paired overhead against size (``copybench.measure.paired``): in percent
     of ``detach().clone()`` (left) and in time per copy (right), the 95% CI as a band
     (resampling whole processes), one line per dtype; beside each, dashed, its control
     (the same two statements on a source that does not require grad: zero but for this

@@ -2,7 +2,7 @@
 
 A family is every measurement of one metric that shares every case axis but the size (for
 tensors) or the model (for module copies): what a reader compares along a line.  Its
-medians go left to right by size, each through :mod:`copybench.units`; a case whose
+medians go left to right by size, each through :mod:`copybench.suite.units`; a case whose
 samples spread by more than the unstable limit is marked ``~``.  The whole table is
 ``copybench show --table`` (or ``--csv``).
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..cases import CASE_AXES, UNSTABLE
-from ..units import format_bytes, format_value
+from copybench.suite.cases import CASE_AXES, UNSTABLE
+from copybench.suite.units import format_bytes, format_value
 
 if TYPE_CHECKING:
     import pandas as pd

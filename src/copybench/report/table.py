@@ -1,6 +1,6 @@
 """The tidy table, shaped for the report: latest measurement per case, derived columns,
-the torch-version comparison and the paired comparisons (copybench.paired) that plots and
-findings both read.  Statistics come from :mod:`copybench.stats`; nothing is computed twice.
+the torch-version comparison and the paired comparisons (copybench.measure.paired) that plots and
+findings both read.  Statistics come from :mod:`copybench.suite.stats`; nothing is computed twice.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..cases import (
+from copybench.suite.cases import (
     CASE_COLUMNS,
     CASE_KEY,
     HEADLINE_BYTES,
@@ -24,8 +24,8 @@ from ..cases import (
     TENSOR_AXES,
     UNSTABLE,
 )
-from ..methods import METHODS, module_method_names, tensor_method_names
-from ..units import format_bytes
+from copybench.suite.methods import METHODS, module_method_names, tensor_method_names
+from copybench.suite.units import format_bytes
 
 # What identifies one case, across harnesses and runs (a list: pandas selects with it).
 CASE_KEYS = list(CASE_KEY)
@@ -78,7 +78,7 @@ def copying_methods() -> list[str]:
 
 def module_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Module copies with the model's parameter and tensor counts from the registry."""
-    from ..cases import MODELS
+    from copybench.suite.cases import MODELS
 
     m = df[df["method"].isin(module_method_names()) & df["model"].isin(list(MODELS))].copy()
     m["n_params"] = m["model"].map(lambda n: MODELS[n].n_params)
@@ -90,7 +90,7 @@ def module_rows(df: pd.DataFrame) -> pd.DataFrame:
 def model_sweeps() -> tuple[int, int]:
     """(n_tensors held fixed while parameters grow, parameter count held fixed while the
     number of tensors grows): the most common value of each in the registry's grid."""
-    from ..cases import MODELS
+    from copybench.suite.cases import MODELS
 
     tensors = pd.Series([s.n_tensors for s in MODELS.values()]).mode().iloc[0]
     params = pd.Series([s.target_params for s in MODELS.values()]).mode().iloc[0]
@@ -166,11 +166,11 @@ def version_table(times: pd.DataFrame) -> pd.DataFrame:
 
 def skip_reason(row: pd.Series) -> str | None:
     """Why a case was skipped.  asv records a skip (``NotImplementedError`` in setup)
-    without its message, so the reason is the rule of :mod:`copybench.cases` the case
+    without its message, so the reason is the rule of :mod:`copybench.suite.cases` the case
     breaks, where one does."""
     if row["status"] != "skipped":
         return None
-    # In the order copybench.cases checks them (make_tensor: the device, then the shape).
+    # In the order copybench.suite.cases checks them (make_tensor: the device, then the shape).
     # Every transfer involves a GPU.
     if str(row.get("device") or "").startswith("cuda") or str(row.get("metric", "")).startswith(
         "time_transfer"
@@ -201,7 +201,7 @@ def newest_torch(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(keep) if keep else df
 
 
-# --- paired comparisons (copybench.paired, stored beside the asv results) ---------------------
+# --- paired comparisons (copybench.measure.paired, stored beside the asv results) ---------------
 
 # A control's CI may miss zero by this many points before the page warns that this run's
 # wall times are unreliable: the controls of a quiet machine sit within a point or two.
@@ -253,7 +253,7 @@ def beside_control(paired: pd.DataFrame, pair: str) -> pd.DataFrame:
 @dataclass(frozen=True)
 class Family:
     """Headline cases drawn in one trend plot and listed together across machines: the
-    methods of the report's paired comparisons (:data:`copybench.cases.PAIRS`) of one kind,
+    methods of the report's paired comparisons (:data:`copybench.suite.cases.PAIRS`) of one kind,
     on one case, on the CPU.  ``pair`` is the paired comparison a trend draws below."""
 
     slug: str
@@ -294,7 +294,7 @@ def headline_families() -> list[Family]:
     largest size, float32, contiguous, the source requiring grad (the case the tracked clone
     is about, the same source for every line); the reference model at the centre of both
     module sweeps (:func:`model_sweeps`)."""
-    from ..cases import MODELS, SIZES, nbytes
+    from copybench.suite.cases import MODELS, SIZES, nbytes
 
     paired = {m for pair in PAIRS.values() for m in pair}
     tensor = tuple(m for m in tensor_method_names() if m in paired)
@@ -336,7 +336,7 @@ def headline_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def headline_overhead(paired: pd.DataFrame) -> pd.DataFrame:
     """Each family's paired comparison (not its control) in ``paired``
-    (:func:`copybench.results.load_paired` rows), with the family's slug."""
+    (:func:`copybench.results.tidy.load_paired` rows), with the family's slug."""
     parts = []
     if paired.empty:
         return pd.DataFrame(columns=["family", "overhead_pct", "ci_low_pct", "ci_high_pct"])
@@ -363,7 +363,7 @@ def headline_overhead(paired: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Nights:
-    """The archived nights (:mod:`copybench.nightly`), headline cases only.
+    """The archived nights (:mod:`copybench.jobs.nightly`), headline cases only.
 
     ``nights``: one row per night, oldest first (machine, night: its file name, date,
     torch_version, torch_git); ``times``: the headline rows of every night
@@ -386,14 +386,14 @@ NIGHT_COLUMNS = ["machine", "night", "date", "torch_version", "torch_git"]
 
 
 def load_nights(archive: str | os.PathLike) -> Nights:
-    """Every night archived in ``archive`` (``copybench.results.nights``), each with its
+    """Every night archived in ``archive`` (``copybench.results.tidy.nights``), each with its
     sidecar (date, torch) and, where the night measured it, its paired study.
 
     A night without a readable sidecar, or whose results or paired file cannot be read,
     raises ResultsError naming the file: the archive is the nightly's, and a hole in it
     would draw a trend that is not there.
     """
-    from ..results import ENV_SUFFIX, ResultsError, load_asv, load_paired, nights
+    from copybench.results.tidy import ENV_SUFFIX, ResultsError, load_asv, load_paired, nights
 
     archive = Path(archive)
     if not archive.is_dir():

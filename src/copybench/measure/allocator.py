@@ -11,7 +11,7 @@ reports whichever mode won.  Above 32 MiB (glibc's cap on that threshold) every 
 fresh pages.
 
 So this module times one call per sample (a batch of calls would average the modes),
-reports the split (:func:`copybench.stats.split_modes`), separates the costs
+reports the split (:func:`copybench.suite.stats.split_modes`), separates the costs
 (``empty_like``: allocation only, pages untouched; ``copy_into``: the copy alone, into a
 resident buffer; ``clone``: all three), and measures the remedies side by side, each in a
 fresh process whose environment fixes the allocator's behaviour before it starts.
@@ -23,7 +23,13 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .cases import ALLOCATOR_OPS, ALLOCATOR_SIZES, REMEDIES, UNSTATED_DTYPE, CaseError
+from copybench.suite.cases import (
+    ALLOCATOR_OPS,
+    ALLOCATOR_SIZES,
+    REMEDIES,
+    UNSTATED_DTYPE,
+    CaseError,
+)
 
 _GLIBC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_TRIM_THRESHOLD_")
 
@@ -34,7 +40,7 @@ def bind_op(op: str, x: Any) -> Callable[[], Any]:
     """One allocation-related operation on ``x``; the copies come from the registry."""
     import torch
 
-    from .methods import get_method
+    from copybench.suite.methods import get_method
 
     if op == "empty_like":
         return lambda: torch.empty_like(x)
@@ -45,8 +51,8 @@ def bind_op(op: str, x: Any) -> Callable[[], Any]:
 
 def prepare_op(op: str, numel: int, threads: int | str = 1) -> tuple[Callable[[], Any], Any]:
     """(callable, source) for an allocator case: float32, no grad, CPU, warmed up."""
-    from .cases import make_tensor
-    from .timing import resolve_threads, set_threads, warm_up
+    from copybench.suite.cases import make_tensor
+    from copybench.suite.timing import resolve_threads, set_threads, warm_up
 
     set_threads(resolve_threads(threads))
     x = make_tensor(numel, UNSTATED_DTYPE, False, "contiguous", "cpu")
@@ -57,7 +63,7 @@ def prepare_op(op: str, numel: int, threads: int | str = 1) -> tuple[Callable[[]
 
 def sample_seconds(fn: Callable[[], Any], n: int = DEFAULT_SAMPLES) -> list[float]:
     """``n`` timings of one call each: a large allocation flips between modes call by call."""
-    from .timing import time_block
+    from copybench.suite.timing import time_block
 
     return [time_block(fn, 1) for _ in range(n)]
 
@@ -73,14 +79,14 @@ def measure_remedy(
     environment.  The glibc variables are read once, when the process starts, so the
     only way to compare them is a process each; inherited ones are cleared first.
     A worker that fails or runs past ``timeout`` seconds raises WorkerError."""
-    from .workers import run_worker
+    from copybench.measure.workers import run_worker
 
     if remedy not in REMEDIES:
         raise CaseError(f"unknown remedy {remedy!r}; known: {', '.join(REMEDIES)}")
     env = {k: v for k, v in os.environ.items() if k not in _GLIBC_VARS}
     env.update(REMEDIES[remedy])
     spec = {"ops": list(ops), "sizes": [int(s) for s in sizes], "n": n}
-    out = run_worker("copybench.allocator", spec, env=env, timeout=timeout)
+    out = run_worker("copybench.measure.allocator", spec, env=env, timeout=timeout)
     return {(r["op"], r["numel"]): r["samples"] for r in out}
 
 
@@ -96,6 +102,6 @@ def _worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    from .workers import worker_main
+    from copybench.measure.workers import worker_main
 
     worker_main(_worker)

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .cases import (
+from copybench.measure.workers import run_bounded
+from copybench.results.tidy import write_env_sidecar
+from copybench.suite.cases import (
     CUDA_TENSOR_AXES,
     MODULE_AXES,
     SUITE_SIZES,
@@ -31,10 +33,8 @@ from .cases import (
     dtype_of,
     parse_size,
 )
-from .methods import METHODS, get_method
-from .prepare import slowed_down_methods
-from .results import write_env_sidecar
-from .workers import run_bounded
+from copybench.suite.methods import METHODS, get_method
+from copybench.suite.prepare import slowed_down_methods
 
 TENSOR_BENCH = "bench_tensor_copy.TensorCopy"
 MODULE_BENCH = "bench_module_copy.ModuleCopy"
@@ -338,8 +338,8 @@ def record_machine(machine: str) -> dict[str, str]:
 def write_paired(results_file: Path, records: list[dict[str, Any]]) -> Path:
     """Store the comparisons beside the asv results file of the same run (as the
     environment sidecar is), atomically; return the path."""
-    from .paired import PAIRED_FORMAT
-    from .results import PAIRED_SUFFIX, atomic_write_text
+    from copybench.measure.paired import PAIRED_FORMAT
+    from copybench.results.tidy import PAIRED_SUFFIX, atomic_write_text
 
     target = Path(results_file).with_name(Path(results_file).name + PAIRED_SUFFIX)
     data = {"format": PAIRED_FORMAT, "environment": environment_info(), "comparisons": records}

@@ -1,6 +1,6 @@
 """Probes that observe what a registered copy method really does on the installed torch.
 
-Each property of :class:`copybench.methods.Semantics` is measured, not assumed:
+Each property of :class:`copybench.suite.methods.Semantics` is measured, not assumed:
 
 - new_storage: compare the storages' data pointers;
 - requires_grad / is_leaf: read them off the result;
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .cases import CaseError, ReferenceModel, check_device, make_transfer_source
-from .methods import METHODS, SEMANTIC_PROPERTIES, CopyMethod
+from copybench.suite.cases import CaseError, ReferenceModel, check_device, make_transfer_source
+from copybench.suite.methods import METHODS, SEMANTIC_PROPERTIES, CopyMethod
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def format_table(observations: list[Observation]) -> str:
 
 
 if __name__ == "__main__":
-    # ``python -m copybench.semantics``: every method's observations as JSON, what
+    # ``python -m copybench.suite.semantics``: every method's observations as JSON, what
     # ``copybench semantics --json`` prints, without the command line's imports (pandas,
     # scipy), so that a bare interpreter with torch - the other side of a gate - can
     # answer.  Exit 1 where an observation contradicts the registry, as the command does.

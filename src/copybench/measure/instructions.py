@@ -44,7 +44,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from .cases import INSTRUCTION_METHODS, INSTRUCTION_SIZES
+from copybench.suite.cases import INSTRUCTION_METHODS, INSTRUCTION_SIZES
 
 DEFAULT_CALLS = 200
 DEFAULT_ROUNDS = 3
@@ -110,7 +110,7 @@ def calls_for(case: dict, calls: int = DEFAULT_CALLS) -> int:
     that every loop costs about the same under Valgrind (a 4 MiB clone takes ~25 ms there);
     at least MIN_CALLS.  The per-call count is the loop's total over its calls, so how many
     calls only changes how finely the loop's fixed cost is spread."""
-    from .cases import MODELS, nbytes
+    from copybench.suite.cases import MODELS, nbytes
 
     if case["kind"] == "module":
         size = MODELS[case["model"]].n_params * 4
@@ -134,7 +134,7 @@ def count_instructions(
     """Instructions per call of each tensor method at each size, from one Valgrind run
     (:func:`count_cases` over the grid, sizes outermost)."""
     for m in methods:
-        from .methods import get_method
+        from copybench.suite.methods import get_method
 
         if get_method(m).kind != "tensor":
             raise ValueError(f"{m!r} does not copy tensors")
@@ -168,8 +168,8 @@ def count_cases(
     ValgrindUnavailable where callgrind cannot run, CaseError/UnknownMethodError for bad
     input (checked here, before Valgrind starts).
     """
-    from .cases import check_model, dtype_of
-    from .methods import get_method
+    from copybench.suite.cases import check_model, dtype_of
+    from copybench.suite.methods import get_method
 
     for c in cases:
         if get_method(c["method"]).kind != c["kind"]:
@@ -200,7 +200,7 @@ def count_cases(
 
 
 def stats_median(values: Sequence[float]) -> float:
-    from . import stats
+    from copybench.suite import stats
 
     return stats.median(values)
 
@@ -275,7 +275,7 @@ def _run_valgrind(
         "--collect-atstart=no",
         python,
         "-m",
-        "copybench.instructions",
+        "copybench.measure.instructions",
         json.dumps({**spec, "switch_on": switch_on}, sort_keys=True),
     ]
     with open(os.path.join(tmp, "stderr"), "w+") as err:
@@ -333,7 +333,9 @@ def _interpreter(exe: str) -> str:
 
 def _package_root() -> str:
     """The folder that holds the ``copybench`` package this module was imported from."""
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    from copybench.measure.workers import PACKAGE_ROOT
+
+    return PACKAGE_ROOT
 
 
 def _switch_instrumentation_on(proc: subprocess.Popen, env: dict, timeout: float) -> bool:
@@ -407,8 +409,8 @@ def _child(spec: dict) -> int:
 
     import torch
 
-    from .cases import make_model, make_tensor
-    from .methods import get_method
+    from copybench.suite.cases import make_model, make_tensor
+    from copybench.suite.methods import get_method
 
     torch.set_num_threads(1)
     noop = (lambda: None, DEFAULT_CALLS)

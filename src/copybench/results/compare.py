@@ -36,9 +36,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cases import CASE_AXES, TENSOR_AXES, ModuleCase, TensorCase
-from .results import PYTEST_BENCHMARK_STORAGE, ResultsError
-from .units import NOT_A_NUMBER, format_ratio, format_value
+from copybench.results.tidy import PYTEST_BENCHMARK_STORAGE, ResultsError
+from copybench.suite.cases import CASE_AXES, TENSOR_AXES, ModuleCase, TensorCase
+from copybench.suite.units import NOT_A_NUMBER, format_ratio, format_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,8 +145,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .gate import FAILING, check_gate_levels, is_gate_results
-    from .results import saved_run
+    from copybench.measure.gate import FAILING, check_gate_levels, is_gate_results
+    from copybench.results.tidy import saved_run
 
     check_gate_levels(args.threshold, args.alpha, args.instruction_threshold)
     path = saved_run(args.base, args.storage)
@@ -209,7 +209,7 @@ def check_machines(
     is compared where both sides name one (a side without CUDA has no GPU case in common).
     The machines' names and core counts may differ (hosted runners, a resized VM).
     """
-    from .results import machine_identity
+    from copybench.results.tidy import machine_identity
 
     def identity(df: pd.DataFrame, side: str) -> Any:
         try:
@@ -252,7 +252,7 @@ def check_machines(
 
 
 def _kind(path: Path) -> str:
-    from .results import is_pytest_benchmark
+    from copybench.results.tidy import is_pytest_benchmark
 
     if not path.exists():
         raise ResultsError(f"{path}: no such file or directory")
@@ -269,7 +269,7 @@ def _kind(path: Path) -> str:
 
 
 def _load(path: Path, kind: str) -> pd.DataFrame:
-    from .results import load_asv, load_pytest_benchmark
+    from copybench.results.tidy import load_asv, load_pytest_benchmark
 
     return load_pytest_benchmark(path) if kind == "pytest-benchmark" else load_asv(path)
 
@@ -410,7 +410,7 @@ def _indexed(df: pd.DataFrame, side: str) -> pd.DataFrame:
 
 
 # Units of measures that repeat exactly (callgrind instruction counts: 0.000% spread over
-# runs and invocations, see copybench.instructions): a change beyond the threshold is real
+# runs and invocations, see copybench.measure.instructions): a change beyond the threshold is real
 # without samples or a significance test.
 DETERMINISTIC_UNITS = frozenset({"instructions"})
 
@@ -425,7 +425,7 @@ def compare(
     """
     import pandas as pd
 
-    from . import stats
+    from copybench.suite import stats
 
     b, h = _indexed(base, "BASE"), _indexed(head, "HEAD")
     common = b.index.intersection(h.index)
@@ -476,20 +476,20 @@ def compare_gate(
     alpha: float | None = None,
     instruction_threshold: float | None = None,
 ) -> pd.DataFrame:
-    """The verdicts of a ``copybench gate`` run (see :mod:`copybench.gate`): per timed case,
+    """The verdicts of a ``copybench gate`` run (see :mod:`copybench.measure.gate`): per timed case,
     the rounds' order-balanced estimate and exact rank-sum test, Holm-adjusted over the
     cases; per counted case, the instruction ratio against ``instruction_threshold``; per
     method and property whose observed semantics differ between the sides, "drifted".
     Thresholds and alpha default to the gate's."""
     import pandas as pd
 
-    from . import stats
-    from .gate import (
+    from copybench.measure.gate import (
         DEFAULT_ALPHA,
         DEFAULT_INSTRUCTION_THRESHOLD,
         DEFAULT_THRESHOLD,
         paired_medians,
     )
+    from copybench.suite import stats
 
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
     alpha = DEFAULT_ALPHA if alpha is None else alpha
@@ -544,8 +544,8 @@ def compare_gate(
 
 def _drift_rows(semantics: dict[str, Any] | None) -> list[dict]:
     """One "drifted" row per method and property whose observed semantics differ between
-    the gate's sides (:mod:`copybench.drift`); none where the results hold no semantics."""
-    from .drift import drift_rows
+    the gate's sides (:mod:`copybench.measure.drift`); none where the results hold no semantics."""
+    from copybench.measure.drift import drift_rows
 
     if not semantics or "base" not in semantics or "head" not in semantics:
         return []
@@ -575,7 +575,7 @@ def _drift_rows(semantics: dict[str, Any] | None) -> list[dict]:
 def _instruction_rows(counts: dict[str, dict[str, float]], threshold: float) -> list[dict]:
     """The gate's instruction counts, both sides (one Valgrind process each): exact, so
     judged by the threshold alone, and outside the timed tests' multiplicity."""
-    from . import stats
+    from copybench.suite import stats
 
     base, head = counts.get("base", {}), counts.get("head", {})
     rows = []
@@ -628,7 +628,7 @@ def measured_cells(r: Any) -> list[str]:
     """A comparison row's base, head, ratio [CI] and p, as every rendering of it prints
     them (this table, the nightly's job summary)."""
     if r["unit"] == "observed":  # a semantics row: what each side observed
-        from .drift import word
+        from copybench.measure.drift import word
 
         return [word(r["base_median"]), word(r["head_median"]), "", ""]
     return [
@@ -641,7 +641,7 @@ def measured_cells(r: Any) -> list[str]:
 
 def summary_line(table: pd.DataFrame) -> str:
     counts = table["verdict"].value_counts()
-    from .stats import VERDICTS
+    from copybench.suite.stats import VERDICTS
 
     parts = [f"{int(counts.get(v, 0))} {v}" for v in VERDICTS]
     return f"{len(table)} benchmarks compared: " + ", ".join(parts)
@@ -677,7 +677,7 @@ def render(
         [r["benchmark"], r["case"], *measured_cells(r), r["verdict"]] for _, r in table.iterrows()
     ]
     if table.attrs.get("gate"):
-        from .stats import processes_for
+        from copybench.suite.stats import processes_for
 
         timed = table[table["benchmark"].isin(("gate", "gate-relative"))]
         n = int(timed["processes"].min()) if len(timed) else 0

@@ -6,12 +6,12 @@ machine is not the model.  So this study *makes* regressions and counts how many
 names.  The head side gets a real slowdown that copybench does not cooperate with: a
 wrapper around ``Tensor.clone`` or ``Tensor.copy_`` that takes ``F`` times as long,
 installed at interpreter start by ``inject/sitecustomize.py`` through the environment
-(:mod:`copybench.injection`).  An A/A head (nothing injected) runs beside them.
+(:mod:`copybench.measure.injection`).  An A/A head (nothing injected) runs beside them.
 
 How the study's gates are run, and why it is still the gate: study gate ``k`` runs its
 rounds once for every variant together.  In each round one fresh base process and one fresh
 process per variant run back to back; each variant has its own balanced random order
-(:func:`copybench.gate.balanced_orders`), and the heads that run second in this round for
+(:func:`copybench.measure.gate.balanced_orders`), and the heads that run second in this round for
 their variant go after the base process, the others before it, each group shuffled.  So
 every variant's gate has exactly the gate's design - same rounds, same budget, same
 randomisation, hence the same exact test - and shares its base processes with the other
@@ -19,7 +19,7 @@ variants, which makes the study ``1 + V`` processes a round instead of ``2V``.  
 difference: a head may run a few processes away from its base instead of next to it, which
 can only add noise; a detection rate here is, if anything, low.  Then each variant's
 instruction counts (one Valgrind process per variant and one for base) and its verdicts,
-through :func:`copybench.compare.compare_gate`, exactly as ``copybench gate`` prints them.
+through :func:`copybench.results.compare.compare_gate`, exactly as ``copybench gate`` prints them.
 
 Per case, the study reports in how many of its ``K`` gates each variant named it
 (regressed), by wall time, by instruction count, and by either; for the A/A variant, how
@@ -27,7 +27,7 @@ often anything was named (regressed or improved: a false alarm).  Which cases ca
 wrapped method is observed (:func:`calls_into`), not declared, so the table can say where a
 detection is expected and where a "detection" is a false alarm.
 
-``--load`` runs :mod:`copybench.load`, a bursty neighbour on the other core, for the whole
+``--load`` runs :mod:`copybench.measure.load`, a bursty neighbour on the other core, for the whole
 study.
 """
 
@@ -68,8 +68,8 @@ class Variant:
     def side(self, allocator: dict[str, str]) -> Any:
         import os
 
-        from .gate import Side
-        from .injection import pythonpath_with_inject
+        from copybench.measure.gate import Side
+        from copybench.measure.injection import pythonpath_with_inject
 
         if self.target is None:
             return Side(self.name, allocator=allocator)
@@ -82,7 +82,7 @@ class Variant:
 
 def variants(targets: list[str], factors: list[float]) -> list[Variant]:
     """A/A first, then every target at every factor; UsageError for bad input."""
-    from .cases import UsageError
+    from copybench.suite.cases import UsageError
 
     for t in targets:
         if t not in TARGETS:
@@ -99,9 +99,9 @@ def calls_into(cases: list[dict[str, Any]], target: str) -> list[str]:
     small input, and the cases that called it are returned by id."""
     import torch
 
-    from .cases import make_model, make_tensor
-    from .gate import instruction_cases
-    from .methods import get_method
+    from copybench.measure.gate import instruction_cases
+    from copybench.suite.cases import make_model, make_tensor
+    from copybench.suite.methods import get_method
 
     attr = TARGETS[target].split(".", 1)[1]
     original = getattr(torch.Tensor, attr)
@@ -143,7 +143,7 @@ def round_order(base: Any, heads: list[Any], head_second: list[bool], rng: rando
 def _medians(result: dict[str, Any]) -> dict[str, Any]:
     """A worker's result with each case's blocks reduced to their median (all the verdicts
     read), to keep the study's file small."""
-    from . import stats
+    from copybench.suite import stats
 
     return {
         **result,
@@ -162,9 +162,9 @@ def study_gate(
     allocator: dict[str, str],
 ) -> dict[str, dict[str, Any]]:
     """One study gate: the gate results (``copybench gate``'s format) of every variant."""
-    from .gate import FORMAT as GATE_FORMAT
-    from .gate import Side, balanced_orders
-    from .workers import run_worker
+    from copybench.measure.gate import FORMAT as GATE_FORMAT
+    from copybench.measure.gate import Side, balanced_orders
+    from copybench.measure.workers import run_worker
 
     rng = random.SystemRandom()
     base = Side("base", allocator=allocator)
@@ -177,7 +177,7 @@ def study_gate(
         order = round_order(base, sides, [o[r] for o in orders], rng)
         for side in order:
             got[side.name] = _medians(
-                run_worker("copybench.gate", spec, python=side.python, env=side.environ())
+                run_worker("copybench.measure.gate", spec, python=side.python, env=side.environ())
             )
         rounds.append({"order": [s.name for s in order], **got})
         progress.step()
@@ -203,7 +203,7 @@ def study_gate(
     if instructions:
         from concurrent.futures import ThreadPoolExecutor
 
-        from .gate import count_side, instruction_env
+        from copybench.measure.gate import count_side, instruction_env
 
         # Base's count is the same for every variant (so is its environment): once a gate.
         # Two Valgrind processes at a time: a count does not depend on the neighbours.
@@ -237,9 +237,9 @@ def run_study(
     """``gates`` study gates (see the module's docstring); returns every gate's results per
     variant, for :func:`summarize`.  ``allocator``: glibc's settings in every process
     (default: the gate's, ``cases.GATE_ALLOCATOR``)."""
-    from .gate import allocator_of
-    from .load import neighbour
-    from .progress import Progress
+    from copybench.measure.gate import allocator_of
+    from copybench.measure.load import neighbour
+    from copybench.measure.progress import Progress
 
     allocator = allocator_of("fixed") if allocator is None else allocator
     started = time.time()
@@ -271,7 +271,7 @@ def summarize(
     """Per variant and case: in how many gates it was named (regressed; for A/A, regressed
     or improved) by wall time, by instruction count, by either; the median over gates of
     the wall-time estimate; and whether the case calls the variant's wrapped method."""
-    from .compare import compare_gate
+    from copybench.results.compare import compare_gate
 
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     either_way = ("regressed", "improved")
@@ -315,7 +315,7 @@ def summarize(
                     row["wall_ratios"].append(float(by["gate"]["ratio"]))
                 if "gate-instructions" in by:
                     row["instruction_ratios"].append(float(by["gate-instructions"]["ratio"]))
-    from . import stats
+    from copybench.suite import stats
 
     out = []
     for row in rows.values():
@@ -330,7 +330,7 @@ def format_table(rows: list[dict[str, Any]], data: dict[str, Any]) -> str:
     """Cases down, variants across; a cell is ``either/K (wall W)`` with the median wall
     ratio; ``*`` marks a case that calls the variant's wrapped method (a detection is
     expected there; elsewhere it is a false alarm)."""
-    from .units import format_ratio
+    from copybench.suite.units import format_ratio
 
     names = [v["name"] for v in data["variants"]]
     by = {(r["variant"], r["case"]): r for r in rows}
@@ -369,7 +369,7 @@ def allocator_word(data: dict[str, Any]) -> str:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    from .results import ResultsError
+    from copybench.results.tidy import ResultsError
 
     try:
         data = json.loads(path.read_text())
@@ -383,7 +383,7 @@ def _load(path: Path) -> dict[str, Any]:
 def _check_same_study(old: dict[str, Any], new: dict[str, Any]) -> None:
     """ResultsError unless ``new`` (a study's results, or the plan of one) is the same
     study as ``old``: variants, rounds, budget, load and allocator."""
-    from .results import ResultsError
+    from copybench.results.tidy import ResultsError
 
     for key in ("variants", "processes", "budget", "load", "allocator"):
         if old.get(key) != new.get(key):
@@ -407,8 +407,8 @@ def _appended(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .cli import add_command
-    from .gate import allocator_option, instruction_option, selection_options
+    from copybench.cli import add_command
+    from copybench.measure.gate import allocator_option, instruction_option, selection_options
 
     s = add_command(
         sub,
@@ -466,9 +466,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_power_study(args: argparse.Namespace) -> int:
-    from .cases import UsageError
-    from .gate import allocator_of, check_gate_levels, gate_cases, want_instructions
-    from .results import atomic_write_text
+    from copybench.measure.gate import (
+        allocator_of,
+        check_gate_levels,
+        gate_cases,
+        want_instructions,
+    )
+    from copybench.results.tidy import atomic_write_text
+    from copybench.suite.cases import UsageError
 
     check_gate_levels(args.threshold, args.alpha, args.instruction_threshold)
     if args.append and args.out is None:
@@ -511,7 +516,11 @@ def cmd_power_study(args: argparse.Namespace) -> int:
             if args.append and args.out.exists():
                 data = _appended(_load(args.out), data)
             atomic_write_text(args.out, json.dumps(data))
-    from .gate import DEFAULT_ALPHA, DEFAULT_INSTRUCTION_THRESHOLD, DEFAULT_THRESHOLD
+    from copybench.measure.gate import (
+        DEFAULT_ALPHA,
+        DEFAULT_INSTRUCTION_THRESHOLD,
+        DEFAULT_THRESHOLD,
+    )
 
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha

@@ -12,12 +12,21 @@ layout, and a CUDA context cannot cross a fork.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
+import copybench
+
 if TYPE_CHECKING:
-    from .progress import Progress
+    from copybench.measure.progress import Progress
+
+
+# The folder of this copybench package, and the folder that holds it: what a child needs on
+# its path to run this copybench's code whatever copybench (if any) its interpreter has.
+PACKAGE_DIR = os.path.dirname(os.path.abspath(copybench.__file__))
+PACKAGE_ROOT = os.path.dirname(PACKAGE_DIR)
 
 
 class WorkerError(RuntimeError):

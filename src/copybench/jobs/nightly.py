@@ -1,6 +1,6 @@
 """The nightly regression run, the same steps on GitHub and on a workstation.
 
-``python -m copybench.nightly`` (wrapped by ``scripts/nightly.sh`` and run by
+``python -m copybench.jobs.nightly`` (wrapped by ``scripts/nightly.sh`` and run by
 ``.github/workflows/nightly.yml``):
 
 1. runs the asv suite against the installed torch with raw samples recorded
@@ -11,14 +11,14 @@
    night at the same commit would otherwise overwrite the first;
 3. publishes asv's HTML;
 4. sets the night beside the previous archived night (``copybench compare``), for the
-   record: two runs hours apart get no verdict on wall time (see :mod:`copybench.compare`);
+   record: two runs hours apart get no verdict on wall time (see :mod:`copybench.results.compare`);
 5. **gates**: with ``--baseline-python`` (an interpreter with the baseline torch: the
    previous night's build or a pinned release), ``copybench gate`` times the gate
    selection in both, interleaved in fresh processes, and counts both sides'
    instructions where valgrind is available; the night fails on the cases that regressed
    there, and names them.  The gate's results are archived beside the night's
    (``<night>.gate.json``).  Whatever the machine does during the gate hits
-   both sides alike; the statistics take the process as the unit (:mod:`copybench.gate`).
+   both sides alike; the statistics take the process as the unit (:mod:`copybench.measure.gate`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .asvrun import Selection, config_copy, machine_name, project_root, run_asv
-from .cases import CaseError, UsageError
-from .results import (
+from copybench.measure.asvrun import Selection, config_copy, machine_name, project_root, run_asv
+from copybench.measure.workers import WorkerError
+from copybench.results.tidy import (
     ENV_SUFFIX,
     GATE_SUFFIX,
     PAIRED_SUFFIX,
@@ -45,7 +45,7 @@ from .results import (
     nights,
     read_env_sidecar,
 )
-from .workers import WorkerError
+from copybench.suite.cases import CaseError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,7 +94,7 @@ def compare_nights(
     """Print the comparison, append what changed to ``summary``; return the asv names of
     the cases that regressed (instruction counts only: wall time across runs gets no
     verdict)."""
-    from .compare import compare, load_pair, render
+    from copybench.results.compare import compare, load_pair, render
 
     base, head = load_pair(previous, tonight)
     table = compare(base, head, threshold=threshold, alpha=alpha)
@@ -113,7 +113,7 @@ def changes_markdown(table: pd.DataFrame, title: str, confirmed_by: str) -> str:
     """The job summary's part for one comparison: only the cases that changed (regressed,
     improved), each with what confirmed it, then a count of the rest.  (The whole table,
     some 670 rows a night, is in the log and in the archived results.)"""
-    from .compare import measured_cells
+    from copybench.results.compare import measured_cells
 
     changed = table[table["verdict"].isin(CHANGED)]
     rest = table[~table["verdict"].isin(CHANGED)]["verdict"].value_counts()
@@ -145,14 +145,14 @@ def changes_markdown(table: pd.DataFrame, title: str, confirmed_by: str) -> str:
 def _annotate(table: pd.DataFrame, name_column: str) -> None:
     """One ``::error::`` workflow command per regressed case, under GitHub Actions: the
     run's page lists them without opening the log."""
-    from .compare import ratio_text
+    from copybench.results.compare import ratio_text
 
     if os.environ.get("GITHUB_ACTIONS") != "true":
         return
     for _, r in table[table["verdict"] == "regressed"].iterrows():
         name = r.get(name_column) or r["case"]
         print(f"::error title=copybench regression::{name} regressed: ratio {ratio_text(r)}")
-    from .drift import word
+    from copybench.measure.drift import word
 
     for _, r in table[table["verdict"] == "drifted"].iterrows():
         was, now = word(r["base_median"]), word(r["head_median"])
@@ -179,9 +179,9 @@ def gate(
     """Time the gate selection (narrowed like the night's run) in ``baseline`` and in this
     interpreter, interleaved (and count both sides' instructions); write the gate results
     to ``out``; print and record the table; return the regressed cases."""
-    from .compare import compare_gate, render
-    from .gate import DEFAULT_BUDGET, FAILING, Side, gate_cases, run_gate
-    from .results import atomic_write_text
+    from copybench.measure.gate import DEFAULT_BUDGET, FAILING, Side, gate_cases, run_gate
+    from copybench.results.compare import compare_gate, render
+    from copybench.results.tidy import atomic_write_text
 
     cases = gate_cases(sel.methods or None, sel.sizes or None, sel.models or None)
     data = run_gate(
@@ -301,9 +301,9 @@ def save_history(
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .gate import DEFAULT_BUDGET, DEFAULT_PROCESSES, instruction_option
+    from copybench.measure.gate import DEFAULT_BUDGET, DEFAULT_PROCESSES, instruction_option
 
-    p = argparse.ArgumentParser(prog="python -m copybench.nightly", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m copybench.jobs.nightly", description=__doc__)
     p.add_argument("--results", type=Path, default=Path(".asv/results"), help="asv results")
     p.add_argument("--archive", type=Path, default=Path(".asv/nightly"), help="one file per night")
     p.add_argument("--html", type=Path, default=Path(".asv/html"), help="asv publish output")
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     root = project_root()
     try:
-        from .gate import check_gate_levels
+        from copybench.measure.gate import check_gate_levels
 
         check_gate_levels(args.threshold, args.alpha)
     except UsageError as e:
@@ -424,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
             results_file = run_asv(sel, config=config, extra=["--record-samples"], machine=machine)
             narrowed = sel.narrowed or sel.devices != ["cpu"]
             if args.paired or (args.paired is None and not narrowed):
-                from .asvrun import write_paired
-                from .paired import comparisons, measure_comparisons
+                from copybench.measure.asvrun import write_paired
+                from copybench.measure.paired import comparisons, measure_comparisons
 
                 write_paired(results_file, measure_comparisons(comparisons(), log=sys.stderr))
             tonight = archive_night(results_file, args.archive)
@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         failed: list[str] = []
         if before:
             print(f"copybench nightly: {before[-1].name} -> {tonight.name} (across runs)")
-            from .compare import ACROSS_RUNS_ALPHA, ACROSS_RUNS_THRESHOLD
+            from copybench.results.compare import ACROSS_RUNS_ALPHA, ACROSS_RUNS_THRESHOLD
 
             failed += compare_nights(
                 before[-1],
@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             print(text)
             _append(args.summary, text)
         if args.baseline_python:
-            from .gate import _env_pairs, want_instructions
+            from copybench.measure.gate import _env_pairs, want_instructions
 
             failed += gate(
                 args.baseline_python,
@@ -516,7 +516,7 @@ def merge_machines(sources: list[Path], results: Path, archive: Path) -> list[st
 
 def merge_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m copybench.nightly merge",
+        prog="python -m copybench.jobs.nightly merge",
         description="Merge the results of several machines (the nightly's runner matrix) "
         "into one asv results folder, one archive, one asv site and one report.",
     )

@@ -62,7 +62,7 @@ def neighbour(enabled: bool = True, seed: int = 0) -> Iterator[None]:
         yield
         return
     proc = subprocess.Popen(
-        [sys.executable, "-m", "copybench.load", str(seed)],
+        [sys.executable, "-m", "copybench.measure.load", str(seed)],
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -18,17 +18,17 @@ interleaved micro-benchmarks generally):
   to both sides and divides out.
 * The **median of the ratios** is the estimate (an interrupt spoils a few quads, not the
   answer), with a distribution-free confidence interval
-  (:func:`copybench.stats.paired_ratio_ci`).
+  (:func:`copybench.suite.stats.paired_ratio_ci`).
 * For ``copybench overhead`` the budget is spread over several **fresh processes**
   (:func:`measure_in_workers`), whose quads are pooled: at 256 KiB a process's memory
   placement moves its estimate by several points, and one process cannot average that.
 
 The same callables and the same source tensor serve both sides; what is timed is what
-:mod:`copybench.methods` binds, so the registry stays the one definition of each copy.
+:mod:`copybench.suite.methods` binds, so the registry stays the one definition of each copy.
 
 ``copybench overhead`` is defined here too: it prints this paired estimate of what
 ``x.clone().detach()`` costs over ``x.detach().clone()`` per size, or with
-``--instructions`` the callgrind instruction counts (:mod:`copybench.instructions`).
+``--instructions`` the callgrind instruction counts (:mod:`copybench.measure.instructions`).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from . import stats
-from .cases import (
+from copybench.suite import stats
+from copybench.suite.cases import (
     ALL_SIZES,
     DEFAULT_THREADS,
     OVERHEAD_SIZES,
@@ -57,8 +57,8 @@ from .cases import (
     make_tensor,
     parse_size,
 )
-from .methods import get_method
-from .timing import (
+from copybench.suite.methods import get_method
+from copybench.suite.timing import (
     ALL_CORES,
     pin_cpus,
     resolve_threads,
@@ -69,7 +69,7 @@ from .timing import (
 )
 
 if TYPE_CHECKING:
-    from .progress import Progress
+    from copybench.measure.progress import Progress
 
 BlockTimer = Callable[[Callable[[], Any], int, str], float]
 
@@ -206,8 +206,8 @@ def measure_paired(
     different sources, see :func:`prepare_tensor_pair`): quad ``i`` uses the ``i``-th of
     each, round robin, so the estimate averages over where the sources lie in memory.
 
-    ``timer`` times one block (:func:`copybench.timing.time_block`: the host clock, the
-    device queue drained at both ends; :func:`copybench.timing.cuda_event_block`: CUDA
+    ``timer`` times one block (:func:`copybench.suite.timing.time_block`: the host clock, the
+    device queue drained at both ends; :func:`copybench.suite.timing.cuda_event_block`: CUDA
     events around the batch).
     """
     bases = list(base) if isinstance(base, Sequence) else [base]
@@ -342,7 +342,7 @@ def prepare_tensor_pair(
     here.
 
     On CUDA each call is followed by a synchronisation unless ``sync_per_call`` is False
-    (then a block is a batch of queued copies, for :func:`copybench.timing.cuda_event_block`).
+    (then a block is a batch of queued copies, for :func:`copybench.suite.timing.cuda_event_block`).
 
     Several sources (up to ``ROTATE_SOURCES``, at most ``ROTATE_BYTES`` in all) each get
     both methods bound: where a source and its copies land in memory (cache sets, page
@@ -426,7 +426,7 @@ DEFAULT_WORKERS = 16
 
 def combine_workers(results: Sequence[PairedResult], confidence: float = 0.95) -> PairedResult:
     """One estimate from the quads of several processes: the median of all their ratios,
-    with a CI from resampling whole processes (:func:`copybench.stats.clustered_median_ci`),
+    with a CI from resampling whole processes (:func:`copybench.suite.stats.clustered_median_ci`),
     since quads from one process share its layout and are not independent."""
     if not results:
         raise ValueError("combine_workers needs at least one result")
@@ -475,7 +475,7 @@ def measure_in_workers(
     The workers' startup (about 1 s each, ``import torch``) is not measurement time;
     ``seconds`` counts only the measuring.
     """
-    from .workers import run_workers
+    from copybench.measure.workers import run_workers
 
     spec = {
         "sizes": list(sizes),
@@ -487,7 +487,7 @@ def measure_in_workers(
     }
     per_worker = [
         [PairedResult.from_dict(d) for d in w]
-        for w in run_workers("copybench.paired", spec, workers, progress=progress)
+        for w in run_workers("copybench.measure.paired", spec, workers, progress=progress)
     ]
     return [combine_workers([w[j] for w in per_worker]) for j in range(len(sizes))]
 
@@ -545,11 +545,11 @@ class Comparison:
 
 def comparisons() -> list[Comparison]:
     """Every comparison of the report, each followed by its control, over the grid of
-    :mod:`copybench.cases`: the tracked clone over every size, dtype and layout; ``clone()``
+    :mod:`copybench.suite.cases`: the tracked clone over every size, dtype and layout; ``clone()``
     against ``copy_`` into a buffer over every size (float32, contiguous); ``deepcopy`` of a
     model against a state_dict snapshot and against ``load_state_dict`` into an existing
     model, over every reference model."""
-    from .cases import DTYPES, LAYOUTS, MODELS, SIZES
+    from copybench.suite.cases import DTYPES, LAYOUTS, MODELS, SIZES
 
     out: list[Comparison] = []
     base, head = PAIRS["tracked_clone"]
@@ -619,8 +619,8 @@ def measure_comparisons(
     each, at least one ABBA quad), combined as ``copybench overhead`` combines them (a CI
     that resamples whole processes): one record per comparison, its fields and the result,
     or the reason it was skipped.  ``log``: a stream for progress, one step per process."""
-    from .progress import Progress
-    from .workers import run_workers
+    from copybench.measure.progress import Progress
+    from copybench.measure.workers import run_workers
 
     spec = {
         "comparisons": [asdict(c) for c in wanted],
@@ -632,7 +632,7 @@ def measure_comparisons(
         "min_pairs": 1,
     }
     with Progress("copybench: paired measurements, process", workers, log) as progress:
-        runs = run_workers("copybench.paired", spec, workers, progress=progress)
+        runs = run_workers("copybench.measure.paired", spec, workers, progress=progress)
     out = []
     for j, c in enumerate(wanted):
         got = [r[j] for r in runs]
@@ -651,7 +651,7 @@ def measure_comparisons(
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``overhead`` subcommand."""
-    from .cli import add_command
+    from copybench.cli import add_command
 
     s = add_command(
         sub,
@@ -738,7 +738,7 @@ def check_overhead_options(args: argparse.Namespace, default_sizes: tuple[int, .
 
 def parse_threads(text: str) -> int | str:
     """``--threads``: a positive number, or ``all`` (resolved by the process that measures,
-    :func:`copybench.timing.resolve_threads`)."""
+    :func:`copybench.suite.timing.resolve_threads`)."""
     if text == ALL_CORES:
         return text
     try:
@@ -806,7 +806,7 @@ def measure_sizes(
 
 def instruction_rows(sizes: Sequence[int], dtype: str) -> list[dict[str, Any]]:
     """Instructions per call of the tracked and untracked clone, and their difference."""
-    from .instructions import ValgrindUnavailable, count_instructions
+    from copybench.measure.instructions import ValgrindUnavailable, count_instructions
 
     base, head = PAIRS["tracked_clone"]
     try:
@@ -832,9 +832,9 @@ def instruction_rows(sizes: Sequence[int], dtype: str) -> list[dict[str, Any]]:
 
 
 def cmd_overhead(args: argparse.Namespace) -> int:
-    from .cases import INSTRUCTION_SIZES
-    from .progress import Progress, note
-    from .units import format_seconds
+    from copybench.measure.progress import Progress, note
+    from copybench.suite.cases import INSTRUCTION_SIZES
+    from copybench.suite.units import format_seconds
 
     if args.instructions:
         sizes = check_overhead_options(args, INSTRUCTION_SIZES)
@@ -900,6 +900,6 @@ def _main_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    from .workers import worker_main
+    from copybench.measure.workers import worker_main
 
     worker_main(_main_worker)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 
-INJECT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inject")
+from copybench.measure.workers import PACKAGE_DIR
+
+INJECT_DIR = os.path.join(PACKAGE_DIR, "inject")
 
 
 def pythonpath_with_inject(existing: str | None) -> str:

@@ -1,14 +1,14 @@
 """The GPU figures the README reports, measured on the GPU in fresh processes.
 
 ``copybench gpu-figures`` measures, in each of several fresh worker processes run one after
-another (:mod:`copybench.workers`):
+another (:mod:`copybench.measure.workers`):
 
 - **device-to-device bandwidth**: ``x.clone()`` against ``out.copy_(x)`` into a buffer
   allocated beforehand, 256 MiB of float32, by CUDA events over a batch of copies; achieved
   bandwidth counts bytes read plus bytes written, set beside the card's peak (its memory
   clock and bus width, as the driver reports them);
 - **the tracked-clone overhead** (``clone().detach()`` over ``detach().clone()`` for a leaf
-  that requires grad) at 4 KiB and 4 MiB, paired ABBA blocks (:mod:`copybench.paired`) timed
+  that requires grad) at 4 KiB and 4 MiB, paired ABBA blocks (:mod:`copybench.measure.paired`) timed
   two ways side by side: CUDA events around a batch of queued copies, and the host clock
   with a synchronisation after every call (what a naive timer does).  The sync costs
   microseconds of its own, the same on both sides, so it dilutes the ratio;
@@ -37,7 +37,7 @@ from typing import Any, TextIO
 
 import torch
 
-from .cases import (
+from copybench.suite.cases import (
     BANDWIDTH_METHODS,
     BANDWIDTH_NUMEL,
     GPU_OVERHEAD_SIZES,
@@ -50,7 +50,7 @@ from .cases import (
     check_device,
     nbytes,
 )
-from .timing import cuda_event_block, cuda_peak_bytes, time_block
+from copybench.suite.timing import cuda_event_block, cuda_peak_bytes, time_block
 
 OVERHEAD_TIMERS = ("events", "sync")
 DEFAULT_PROCESSES = 6
@@ -138,8 +138,12 @@ def _host_seconds(call: Any, device: str) -> list[float]:
 
 def measure_process(spec: dict[str, Any]) -> dict[str, Any]:
     """Every figure once, in this process (a worker of :func:`measure`)."""
-    from .paired import paired_overhead, prepare_tensor_pair
-    from .prepare import prepare_module_case, prepare_tensor_case, prepare_transfer_case
+    from copybench.measure.paired import paired_overhead, prepare_tensor_pair
+    from copybench.suite.prepare import (
+        prepare_module_case,
+        prepare_tensor_case,
+        prepare_transfer_case,
+    )
 
     check_device("cuda")
     out: dict[str, Any] = {"gpu": torch.cuda.get_device_name(0), "pid": os.getpid()}
@@ -187,7 +191,7 @@ def measure_process(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _spread(per_process: list[float]) -> dict[str, float]:
-    from . import stats
+    from copybench.suite import stats
 
     return {
         "median": stats.median(per_process),
@@ -203,15 +207,15 @@ def measure(
 ) -> dict:
     """The figures from ``processes`` fresh processes, combined (see the module's doc);
     progress on ``log``, one step per process."""
-    from . import stats
-    from .paired import PairedResult, combine_workers
-    from .progress import Progress
-    from .workers import run_workers
+    from copybench.measure.paired import PairedResult, combine_workers
+    from copybench.measure.progress import Progress
+    from copybench.measure.workers import run_workers
+    from copybench.suite import stats
 
     info = device_info()
     with Progress("copybench gpu-figures: GPU figures, process", processes, log) as progress:
         runs = run_workers(
-            "copybench.gpu", {"budget": budget}, processes, timeout=300, progress=progress
+            "copybench.measure.gpu", {"budget": budget}, processes, timeout=300, progress=progress
         )
     if len({r["gpu"] for r in runs}) != 1:
         raise RuntimeError("the workers saw different GPUs")
@@ -253,7 +257,7 @@ def measure(
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .cli import add_command
+    from copybench.cli import add_command
 
     s = add_command(
         sub,
@@ -289,8 +293,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_gpu_figures(args: argparse.Namespace) -> int:
-    from .cases import UsageError
-    from .results import atomic_write_text
+    from copybench.results.tidy import atomic_write_text
+    from copybench.suite.cases import UsageError
 
     if args.processes < 1:
         raise UsageError("--processes must be at least 1")
@@ -298,13 +302,13 @@ def cmd_gpu_figures(args: argparse.Namespace) -> int:
     fig = measure(args.processes, args.budget, log=sys.stderr)
     if args.json:
         atomic_write_text(Path(args.json), json.dumps(fig, indent=2))
-    from .report.gpu_figures import format_figures
+    from copybench.report.gpu_figures import format_figures
 
     print(format_figures(fig))
     return 0
 
 
 if __name__ == "__main__":
-    from .workers import worker_main
+    from copybench.measure.workers import worker_main
 
     worker_main(measure_process)

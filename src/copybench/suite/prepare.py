@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .cases import (
+from copybench.suite.cases import (
     DEFAULT_THREADS,
     UNSTATED_DTYPE,
     make_model,
@@ -21,8 +21,8 @@ from .cases import (
     make_transfer_source,
     nbytes,
 )
-from .methods import get_method
-from .timing import reset_cuda_allocator, set_threads, synchronized, warm_up
+from copybench.suite.methods import get_method
+from copybench.suite.timing import reset_cuda_allocator, set_threads, synchronized, warm_up
 
 # Self-test hook for the regression gate (tests/test_compare.py, tests/test_nightly.py):
 # the named methods do their copy twice - or N times, written ``method:N`` - a genuinely

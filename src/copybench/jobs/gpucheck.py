@@ -9,12 +9,12 @@ cuts short still leaves what it measured so far.
 Under OUTPUT_DIR:
 
 - ``versions.txt`` (given ``--installed``): Python and torch, and what came from where;
-- ``device.json``: GPU, driver, torch, CUDA, peak rates (:func:`copybench.gpu.device_info`);
+- ``device.json``: GPU, driver, torch, CUDA, peak rates (:func:`copybench.measure.gpu.device_info`);
 - ``cuda-tests.txt``, ``cuda-tests.xml``: the CUDA tests and the registry, semantics and
   tutorial tests, on this machine's torch;
 - ``semantics-cuda.txt``, ``semantics-cuda.json``: the semantics table observed on CUDA;
 - ``figures.md``, ``figures.json``: the README's GPU figures (``copybench gpu-figures``);
-- ``results/``: asv results of the CUDA subset, run by :func:`copybench.asvrun.run_asv`
+- ``results/``: asv results of the CUDA subset, run by :func:`copybench.measure.asvrun.run_asv`
   as ``copybench run`` runs them (raw samples recorded, copybench's environment sidecar
   beside the results file); ``report/``: the HTML report of those results;
 - ``logs/STEP.log``: each step's output; ``steps.json``.
@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .progress import note
+from copybench.measure.progress import note
 
 DEFAULT_DEADLINE = 480.0
 # A step is not started with less than this left: it could not finish anything useful.
@@ -92,7 +92,7 @@ class Check:
         return self.end - time.monotonic()
 
     def save(self) -> None:
-        from .results import atomic_write_text
+        from copybench.results.tidy import atomic_write_text
 
         data = {"steps": [asdict(s) for s in self.steps], "ok": self.ok}
         atomic_write_text(self.out / "steps.json", json.dumps(data, indent=2))
@@ -140,8 +140,8 @@ class Check:
     def run(self, step: Step, cmd: list[str], timeout: float, stdout: Path | None = None) -> int:
         """Run ``cmd`` (bounded), its output to ``logs/STEP.log`` (stdout to ``stdout`` if
         given, written under a temporary name and renamed when the command succeeds)."""
-        from .results import atomic_write_text
-        from .workers import run_bounded
+        from copybench.measure.workers import run_bounded
+        from copybench.results.tidy import atomic_write_text
 
         with open(self.log(step), "a") as err:
             err.write(f"$ {' '.join(cmd)}\n")
@@ -169,8 +169,8 @@ def run_check(
     installed: Path | None = None,
     wheels: Path | None = None,
 ) -> int:
-    from .asvrun import machine_name, project_root
-    from .cases import check_device
+    from copybench.measure.asvrun import machine_name, project_root
+    from copybench.suite.cases import check_device
 
     if installed is not None:  # first: it says what the check ran on even when it stops here
         out.mkdir(parents=True, exist_ok=True)
@@ -189,7 +189,7 @@ def run_check(
             s,
             _py(
                 "-c",
-                "import json; from copybench.gpu import device_info as d; "
+                "import json; from copybench.measure.gpu import device_info as d; "
                 "print(json.dumps(d(), indent=2))",
             ),
             t,
@@ -273,7 +273,7 @@ def _commit_for(root: Path, tmp: Path) -> tuple[str, Path | None]:
     commit, else (no git history, as in a copied working tree, or changes not committed) a
     one-commit snapshot of the tree made in ``tmp``: results must not claim a commit whose
     code they did not run."""
-    from .asvrun import head_commit, read_config
+    from copybench.measure.asvrun import head_commit, read_config
 
     try:
         head = head_commit(root)
@@ -314,11 +314,11 @@ def asv_steps(
     check: Check, root: Path, chunks: dict[str, list[str]], devices: tuple[str, ...] = ("cuda",)
 ) -> None:
     """One step ``asv-CHUNK`` per chunk (asv ``--bench`` regexes of ``devices``' cases), each
-    an ``asv run`` by :func:`copybench.asvrun.run_asv` - the command line, the sidecar
+    an ``asv run`` by :func:`copybench.measure.asvrun.run_asv` - the command line, the sidecar
     beside the results file, the kill of everything asv started when the step's time is
     up - into ``results/``, its output in ``logs/asv-CHUNK.log``; filed under the commit
     :func:`_commit_for` gives."""
-    from .asvrun import Selection, config_copy, run_asv
+    from copybench.measure.asvrun import Selection, config_copy, run_asv
 
     out = check.out
     (out / "asv").mkdir(exist_ok=True)
@@ -350,7 +350,7 @@ def write_versions(target: Path, installed: Path, wheels: Path | None) -> None:
     the others from ``wheels``."""
     import torch
 
-    from .results import atomic_write_text
+    from copybench.results.tidy import atomic_write_text
 
     lines = [f"python {sys.version.split()[0]} at {sys.executable}; torch {torch.__version__}"]
     for name in sorted(p.name.removesuffix(".dist-info") for p in installed.glob("*.dist-info")):
@@ -362,7 +362,7 @@ def write_versions(target: Path, installed: Path, wheels: Path | None) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .cli import add_command
+    from copybench.cli import add_command
 
     s = add_command(
         sub,

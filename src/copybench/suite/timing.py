@@ -1,6 +1,6 @@
 """Device-aware timing helpers: threads, synchronisation, warm-up, memory high-water marks.
 
-The statistics computed from timings live in :mod:`copybench.stats`.
+The statistics computed from timings live in :mod:`copybench.suite.stats`.
 """
 
 from __future__ import annotations

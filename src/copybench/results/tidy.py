@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import cases
+from copybench.suite import cases
 
 # Sidecar written next to an asv results file by ``copybench run``: asv records the exact
 # torch version only for matrix environments, not for ``--python=same`` runs.
@@ -97,7 +97,7 @@ GATE_SUFFIX = ".gate.json"
 
 
 def nights(archive: Path, machine: str | None = None) -> list[Path]:
-    """The nightly's archived nights (their asv results files, :mod:`copybench.nightly`),
+    """The nightly's archived nights (their asv results files, :mod:`copybench.jobs.nightly`),
     oldest first; only ``machine``'s if given
     (a night archived before machines were named counts as any machine's)."""
     if not archive.is_dir():
@@ -253,7 +253,7 @@ def load_results(paths: list[str | os.PathLike]) -> pd.DataFrame:
 
     Raises ResultsError, naming the path, for a missing, empty or malformed input.
     """
-    from .stats import UNSTABLE_RELATIVE_IQR, is_unstable
+    from copybench.suite.stats import UNSTABLE_RELATIVE_IQR, is_unstable
 
     frames = []
     for p in map(Path, paths):
@@ -285,13 +285,13 @@ def load_results(paths: list[str | os.PathLike]) -> pd.DataFrame:
     return df
 
 
-# Beside an asv results file: the paired comparisons of the same run (copybench.paired).
+# Beside an asv results file: the paired comparisons of the same run (copybench.measure.paired).
 PAIRED_SUFFIX = ".copybench-paired"
 
 
 def load_paired(paths: list[str | os.PathLike]) -> pd.DataFrame:
     """The paired comparisons stored beside the asv results files at ``paths``
-    (``copybench run``, see :func:`copybench.paired.measure_comparisons`): one row per
+    (``copybench run``, see :func:`copybench.measure.paired.measure_comparisons`): one row per
     comparison and run, with the run's machine, environment, commit and torch.  Empty
     where no run stored any.  Raises ResultsError for a sidecar that cannot be read."""
     rows = []

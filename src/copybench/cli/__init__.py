@@ -16,9 +16,9 @@ import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .cases import CaseError, UsageError
-from .methods import UnknownMethodError
-from .workers import WorkerError
+from copybench.measure.workers import WorkerError
+from copybench.suite.cases import CaseError, UsageError
+from copybench.suite.methods import UnknownMethodError
 
 # Width of a subcommand's description paragraph in --help (the examples are kept as written).
 HELP_WIDTH = 79
@@ -187,14 +187,14 @@ def _parser() -> argparse.ArgumentParser:
 # Heavy imports (pandas, matplotlib, scipy) stay inside those functions: ``copybench --help``
 # must not pay for them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "compare",
-    "report",
-    "paired",
-    "noise",
-    "gpu",
-    "gpucheck",
-    "gate",
-    "power",
+    "results.compare",
+    "report.build",
+    "measure.paired",
+    "measure.noise",
+    "measure.gpu",
+    "jobs.gpucheck",
+    "measure.gate",
+    "jobs.power",
 )
 
 
@@ -202,8 +202,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def cmd_semantics(args: argparse.Namespace) -> int:
-    from .methods import get_method
-    from .semantics import format_table, probe_all
+    from copybench.suite.methods import get_method
+    from copybench.suite.semantics import format_table, probe_all
 
     names = [get_method(n).name for n in args.method] or None
     observations = probe_all(names, args.device)
@@ -222,8 +222,8 @@ def cmd_semantics(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from . import cases
-    from .methods import METHODS
+    from copybench.suite import cases
+    from copybench.suite.methods import METHODS
 
     data = {
         "methods": [
@@ -264,7 +264,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .asvrun import Selection, parse_suite_size, run_asv
+    from copybench.measure.asvrun import Selection, parse_suite_size, run_asv
 
     devices = args.device or ["cpu"]
     sel = Selection(
@@ -278,8 +278,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"copybench: results written to {path}")
     narrowed = sel.methods or sel.sizes or sel.dtypes or sel.models or sel.devices != ["cpu"]
     if args.paired or (args.paired is None and not narrowed):
-        from .asvrun import write_paired
-        from .paired import comparisons, measure_comparisons
+        from copybench.measure.asvrun import write_paired
+        from copybench.measure.paired import comparisons, measure_comparisons
 
         records = measure_comparisons(comparisons(), log=sys.stderr)
         print(f"copybench: paired measurements written to {write_paired(path, records)}")
@@ -287,11 +287,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .results import load_results
+    from copybench.results.tidy import load_results
 
     df = load_results([args.path])
     if args.headline:
-        from .report.headline import headline_table
+        from copybench.report.headline import headline_table
 
         print(headline_table(df))
         return 0
@@ -299,12 +299,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(df.drop(columns=["samples"]).to_csv(index=False), end="")
         return 0
     if args.table:
-        from .report.summary import table_text
+        from copybench.report.summary import table_text
 
         with _pandas_wide():
             print(table_text(df))
         return 0
-    from .report.summary import summary_text
+    from copybench.report.summary import summary_text
 
     print(summary_text(df))
     return 0
@@ -329,7 +329,7 @@ def version() -> str:
     try:
         own = metadata.version("copybench")
     except metadata.PackageNotFoundError:
-        from . import __version__ as own
+        from copybench import __version__ as own
     return f"copybench {own} (torch {torch.__version__})"
 
 
@@ -375,7 +375,7 @@ def bad_input() -> tuple[type[BaseException], ...]:
     """The exceptions that mean bad input (exit status 2, one line).  A function, not a
     constant: ``ResultsError`` lives beside pandas, which ``copybench --version`` and
     commands that read no results must not import."""
-    from .results import ResultsError
+    from copybench.results.tidy import ResultsError
 
     return (UsageError, CaseError, UnknownMethodError, ResultsError, FileNotFoundError)
 

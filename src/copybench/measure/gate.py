@@ -15,7 +15,7 @@ compare two runs, or the samples of one process each:
 
 The order within a round is drawn at random, balanced: half the rounds run base first.
 A case's verdict then rests on its rounds' log ratios of the two processes' medians
-(:func:`copybench.stats.order_balanced_change`): the exact rank-sum test between the rounds
+(:func:`copybench.suite.stats.order_balanced_change`): the exact rank-sum test between the rounds
 that ran head second and those that ran it first, Holm-adjusted over the cases; the
 matching Hodges-Lehmann estimate, in which any advantage of running first or second
 cancels.  Under A/A the labels were drawn at random, independent of anything measured, so
@@ -33,14 +33,14 @@ Where wall time cannot resolve a change (a 10% slower ``Tensor.clone`` at 4 MiB 
 the spread between processes on a busy 2-core machine), instruction counts can: with
 callgrind available (``--instructions``, the default there), each side also counts the
 instructions per call of every gate case, module copies included, and of its tensor methods
-at 32 and 1,024 elements (:mod:`copybench.instructions`: one Valgrind process per side, the
+at 32 and 1,024 elements (:mod:`copybench.measure.instructions`: one Valgrind process per side, the
 two run at the same time since a count does not depend on the neighbours).  Counts repeat
 exactly, so those rows are judged by ``--instruction-threshold`` alone.  Every setting that
 tells the two sides' environments apart reaches both sides' counts alike (see
 :func:`instruction_env`), so a slowdown that comes in through the environment shows in both
 measures or in neither.
 
-Semantics too: each side runs ``copybench semantics`` (:mod:`copybench.drift`); a method
+Semantics too: each side runs ``copybench semantics`` (:mod:`copybench.measure.drift`); a method
 whose observed behaviour differs between the sides (new storage, requires_grad, grad flow,
 leaf, shared version counter) is a "drifted" row, which fails the gate like a regression.
 """
@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .progress import Progress
+    from copybench.measure.progress import Progress
 
 FORMAT = "copybench-gate/1"
 DEFAULT_PROCESSES = 24
@@ -80,7 +80,7 @@ FAILING = ("regressed", "drifted")
 
 
 def _gate_allocator() -> dict[str, str]:
-    from .cases import GATE_ALLOCATOR
+    from copybench.suite.cases import GATE_ALLOCATOR
 
     return GATE_ALLOCATOR
 
@@ -114,7 +114,7 @@ def gate_cases(
 ) -> list[dict[str, Any]]:
     """Case specs (JSON-able) for the gate: tensor cases, requires_grad both ways,
     contiguous, CPU, 1 thread; module cases on the CPU.  Defaults: the gate selection."""
-    from .cases import (
+    from copybench.suite.cases import (
         DEFAULT_THREADS,
         GATE_METHODS,
         GATE_MODELS,
@@ -125,7 +125,7 @@ def gate_cases(
         check_model,
         check_size,
     )
-    from .methods import get_method
+    from copybench.suite.methods import get_method
 
     methods = methods or [*GATE_METHODS, *GATE_MODULE_METHODS]
     out: list[dict[str, Any]] = []
@@ -152,7 +152,7 @@ def gate_cases(
 
 
 def case_id(spec: dict[str, Any]) -> str:
-    from .cases import ModuleCase, TensorCase
+    from copybench.suite.cases import ModuleCase, TensorCase
 
     if spec["kind"] == "tensor":
         return TensorCase(*spec["args"], spec["threads"]).id
@@ -183,7 +183,7 @@ def reference_of(source: Any) -> Callable[[], Any]:
 
 
 def _calls_per_block(fn: Callable[[], Any]) -> int:
-    from .timing import time_block
+    from copybench.suite.timing import time_block
 
     n = 1
     while time_block(fn, n) < BLOCK_SECONDS and n < 1 << 20:
@@ -197,8 +197,12 @@ def measure_process(spec: dict[str, Any]) -> dict[str, Any]:
     reference, case, ...) so that a drift within the process hits both alike."""
     import torch
 
-    from .cases import CaseError
-    from .prepare import prepare_module_case, prepare_tensor_case, slowed_down_methods
+    from copybench.suite.cases import CaseError
+    from copybench.suite.prepare import (
+        prepare_module_case,
+        prepare_tensor_case,
+        slowed_down_methods,
+    )
 
     out: dict[str, Any] = {
         "pid": os.getpid(),
@@ -231,7 +235,7 @@ def _abba(
 ) -> tuple[list[float], list[float]]:
     """Per-call seconds of blocks of ``run`` and ``reference`` in ABBA order: at least 6
     of each and ``budget`` seconds in all (the warm pass: 2 of each, half the budget)."""
-    from .timing import time_block
+    from copybench.suite.timing import time_block
 
     n, k = _calls_per_block(run), _calls_per_block(reference)
     blocks: list[float] = []
@@ -254,7 +258,7 @@ def balanced_orders(rounds: int, rng: random.Random | None = None) -> list[bool]
     """Whether head runs second, per round: half the rounds each way (the odd one out by a
     coin), in an order drawn at random.  Balanced, so that an advantage of running first or
     second cancels in the estimate; random, so that the test is exact (see
-    :func:`copybench.stats.order_balanced_change`)."""
+    :func:`copybench.suite.stats.order_balanced_change`)."""
     rng = rng or random.SystemRandom()
     half = [True] * (rounds // 2) + [False] * (rounds // 2)
     if rounds % 2:
@@ -277,11 +281,11 @@ def run_gate(
     """``processes`` rounds; in each, one fresh process per side, back to back, in the
     order :func:`balanced_orders` drew; then, with ``instructions``, both sides' instruction
     counts (see :func:`count_sides`), and with ``semantics``, both sides' observed
-    semantics (:mod:`copybench.drift`).  Returns the results (see
-    :func:`copybench.compare` for the verdicts).  Progress on the stream ``log``, one step
+    semantics (:mod:`copybench.measure.drift`).  Returns the results (see
+    :func:`copybench.results.compare` for the verdicts).  Progress on the stream ``log``, one step
     per round; or, where given, on ``progress``."""
-    from .progress import Progress, note
-    from .workers import run_worker
+    from copybench.measure.progress import Progress, note
+    from copybench.measure.workers import run_worker
 
     if processes < 1:
         raise ValueError(f"processes must be at least 1, got {processes}")
@@ -297,7 +301,11 @@ def run_gate(
             got = {}
             for side in order:
                 got[side.name] = run_worker(
-                    "copybench.gate", spec, python=side.python, env=side.environ(), timeout=600
+                    "copybench.measure.gate",
+                    spec,
+                    python=side.python,
+                    env=side.environ(),
+                    timeout=600,
                 )
             rounds.append({"order": [s.name for s in order], **got})
             steps.step()
@@ -330,7 +338,7 @@ def observe_sides(base: Side, head: Side) -> dict[str, Any]:
     (what a method does does not depend on the neighbours)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .drift import observe_side
+    from copybench.measure.drift import observe_side
 
     with ThreadPoolExecutor(2) as pool:
         futures = {s.name: pool.submit(observe_side, s.python, s.environ()) for s in (base, head)}
@@ -342,8 +350,8 @@ def instruction_cases(cases: list[dict[str, Any]]) -> list[tuple[str, dict[str, 
     (tensor cases at their sizes, both ways of requires_grad; module copies), then each
     tensor method at the instruction sizes (32 and 1,024 elements, requiring grad), where
     host overhead is all there is."""
-    from .cases import DEFAULT_THREADS, INSTRUCTION_SIZES, TensorCase
-    from .instructions import module_case, tensor_case
+    from copybench.measure.instructions import module_case, tensor_case
+    from copybench.suite.cases import DEFAULT_THREADS, INSTRUCTION_SIZES, TensorCase
 
     out: dict[str, dict[str, Any]] = {}
     for c in cases:
@@ -367,7 +375,7 @@ def instruction_env(base: Side, head: Side) -> tuple[dict[str, str], dict[str, s
     to different values), each side with its own value (an empty one removes it).
 
     The child's environment is otherwise fixed, so that counts repeat exactly (see
-    :mod:`copybench.instructions`); but a variable that makes the two sides differ - a
+    :mod:`copybench.measure.instructions`); but a variable that makes the two sides differ - a
     ``PYTHONPATH`` with a sitecustomize, an ``LD_PRELOAD``, one of torch's switches - is
     part of what the gate compares, whether the side was given it (``--head-env``) or
     inherited it.  Variables the two sides share are left out: they cannot tell them apart.
@@ -381,7 +389,7 @@ def count_sides(base: Side, head: Side, cases: list[dict[str, Any]]) -> dict[str
     """Instructions per call of :func:`instruction_cases`, in each side's interpreter and
     environment (:func:`instruction_env`): ``{"base": {case: n}, "head": {case: n}, "env":
     [the variables that reached both]}``.  The two Valgrind processes run at the same time
-    (each is deterministic, see :mod:`copybench.instructions`); the rounds of wall time are
+    (each is deterministic, see :mod:`copybench.measure.instructions`); the rounds of wall time are
     over by then."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -396,9 +404,9 @@ def count_sides(base: Side, head: Side, cases: list[dict[str, Any]]) -> dict[str
 def count_side(side: Side, env: dict[str, str], cases: list[dict[str, Any]]) -> dict[str, float]:
     """Instructions per call of :func:`instruction_cases` in ``side``'s interpreter, with
     ``env`` on top of the counting child's fixed environment; WorkerError on failure."""
-    from . import stats
-    from .instructions import count_cases
-    from .workers import WorkerError
+    from copybench.measure.instructions import count_cases
+    from copybench.measure.workers import WorkerError
+    from copybench.suite import stats
 
     counted = instruction_cases(cases)
     if not counted:
@@ -427,7 +435,7 @@ def paired_medians(
     process's median over the median of its reference (:func:`reference_of`; rounds whose
     processes recorded none are left out) - and whether head ran second in that round (the
     order the results record)."""
-    from . import stats
+    from copybench.suite import stats
 
     def value(side: dict[str, Any], case: str) -> float | None:
         m = stats.median(side["cases"][case])
@@ -456,7 +464,7 @@ def paired_medians(
 
 
 def _env_pairs(values: list[str]) -> dict[str, str]:
-    from .cases import UsageError
+    from copybench.suite.cases import UsageError
 
     out = {}
     for v in values:
@@ -468,7 +476,7 @@ def _env_pairs(values: list[str]) -> dict[str, str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .cli import add_command
+    from copybench.cli import add_command
 
     s = add_command(
         sub,
@@ -577,7 +585,7 @@ def check_gate_levels(
 ) -> None:
     """UsageError unless the thresholds are fractions of at least 0 and alpha lies in
     (0, 1); None (the default) passes."""
-    from .cases import UsageError
+    from copybench.suite.cases import UsageError
 
     for name, value in (
         ("--threshold", threshold),
@@ -617,8 +625,8 @@ def allocator_of(choice: str) -> dict[str, str]:
 def want_instructions(flag: bool | None) -> bool:
     """``--instructions``: None (not given) means where valgrind can count; asked for
     where it cannot is bad input."""
-    from .cases import UsageError
-    from .instructions import valgrind_available
+    from copybench.measure.instructions import valgrind_available
+    from copybench.suite.cases import UsageError
 
     if flag is None:
         return valgrind_available()
@@ -628,9 +636,9 @@ def want_instructions(flag: bool | None) -> bool:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from .cases import UsageError
-    from .compare import compare_gate, render
-    from .results import atomic_write_text
+    from copybench.results.compare import compare_gate, render
+    from copybench.results.tidy import atomic_write_text
+    from copybench.suite.cases import UsageError
 
     check_gate_levels(args.threshold, args.alpha, args.instruction_threshold)
     if args.processes < 2 or args.budget <= 0:
@@ -655,6 +663,6 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from .workers import worker_main
+    from copybench.measure.workers import worker_main
 
     worker_main(measure_process)

@@ -425,7 +425,7 @@ HARDWARE_COLUMNS: tuple[str, ...] = ("cpu", "num_cpu", "gpu")
 MEASUREMENT_COLUMNS: tuple[str, ...] = ("benchmark", "metric")
 # The measurement's summary; ``samples`` holds the raw per-call values where recorded.
 STATISTIC_COLUMNS: tuple[str, ...] = ("status", "median", "q25", "q75", "iqr", "n_samples", "unit")
-# The tidy table (copybench.results), one row per measurement.  ``asv_name`` is asv's own
+# The tidy table (copybench.results.tidy), one row per measurement.  ``asv_name`` is asv's own
 # name for the case, ``benchmark(param reprs)``: what ``asv run --bench`` matches, so a case
 # can be re-run exactly (None for pytest-benchmark rows).
 COLUMNS: tuple[str, ...] = (
@@ -445,7 +445,7 @@ CASE_KEY: tuple[str, ...] = ("machine", "torch_version", "metric", *CASE_AXES)
 
 def make_transfer_source(method: str, numel: int, host_memory: str) -> tuple:
     """(source tensor, target device, pinned) for a transfer case, float32, touched."""
-    from .methods import TRANSFER_ROUTES
+    from copybench.suite.methods import TRANSFER_ROUTES
 
     if method not in TRANSFER_ROUTES:
         raise CaseError(f"{method!r} is not a transfer method")

@@ -10,7 +10,7 @@ base side is what the code being replaced really did.
 
 Each side is observed in a fresh process of its own interpreter, never in this one: the
 change under test may live in that interpreter's torch or be injected into its environment
-at start-up (``copybench.injection``), where nothing in this process can see it.
+at start-up (``copybench.measure.injection``), where nothing in this process can see it.
 """
 
 from __future__ import annotations
@@ -20,12 +20,8 @@ import os
 import subprocess
 from typing import Any
 
-from .methods import SEMANTIC_PROPERTIES
-from .workers import WorkerError, run_bounded
-
-# The folder holding this copybench package: put on the child's path so that the other
-# side's interpreter runs *these* probes, whatever copybench (if any) it has installed.
-PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from copybench.measure.workers import PACKAGE_ROOT, WorkerError, run_bounded
+from copybench.suite.methods import SEMANTIC_PROPERTIES
 
 # ``copybench semantics`` exits 1 when an observation contradicts the registry, which is
 # what a changed side does: with JSON on stdout that is an observation, not a failure.
@@ -80,7 +76,7 @@ def _parse(stdout: str) -> Observed | None:
 
 
 def observe_side(python: str, environ: dict[str, str], timeout: float = 300) -> Observed:
-    """Run ``python -m copybench.semantics`` (the probes of ``copybench semantics --json``)
+    """Run ``python -m copybench.suite.semantics`` (the probes of ``copybench semantics --json``)
     with ``environ`` as its whole environment (pass ``Side.environ()``; this package's
     root is appended to its ``PYTHONPATH``) and return ``{method: observed properties}``,
     None for a method that could not run there (a transfer without a GPU).
@@ -90,7 +86,7 @@ def observe_side(python: str, environ: dict[str, str], timeout: float = 300) -> 
     past ``timeout`` seconds, an interpreter that does not start - raises WorkerError with
     one line ending in the last line of the child's stderr."""
     # The probes of ``copybench semantics --json``, without the command line's imports.
-    cmd = [python, "-m", "copybench.semantics"]
+    cmd = [python, "-m", "copybench.suite.semantics"]
     what = f"copybench semantics under {python}"
     try:
         done = run_bounded(

@@ -19,8 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .cases import INSTRUCTION_SIZES, OVERHEAD_SIZES, PAIRS, CaseError
-from .paired import (
+from copybench.measure.paired import (
     DEFAULT_BUDGET,
     DEFAULT_WORKERS,
     add_overhead_options,
@@ -33,7 +32,8 @@ from .paired import (
     pin_affinity,
     prepare_tensor_pair,
 )
-from .progress import Progress, note
+from copybench.measure.progress import Progress, note
+from copybench.suite.cases import INSTRUCTION_SIZES, OVERHEAD_SIZES, PAIRS, CaseError
 
 # The noise study's methods, in the order it prints them.
 STUDY_METHODS: dict[str, str] = {
@@ -45,7 +45,7 @@ STUDY_METHODS: dict[str, str] = {
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``noise-study`` subcommand."""
-    from .cli import add_command
+    from copybench.cli import add_command
 
     s = add_command(
         sub,
@@ -136,8 +136,8 @@ def noise_study(
     range, and the shipped estimate's median CI width.  Progress on ``log``, one step per
     fresh process.
     """
-    from . import stats
-    from .workers import run_workers
+    from copybench.measure.workers import run_workers
+    from copybench.suite import stats
 
     budget = DEFAULT_BUDGET if budget is None else budget
     workers = DEFAULT_WORKERS if workers is None else workers
@@ -161,7 +161,7 @@ def noise_study(
             )
             one_process = functools.partial(
                 run_workers,
-                "copybench.noise",
+                "copybench.measure.noise",
                 {**spec, "paired_first": not i % 2},
                 1,
                 progress=progress,
@@ -211,7 +211,7 @@ def instruction_repeats(n: int, dtype: str, log: TextIO | None) -> dict[str, Any
     and its spread per size; None for ``n <= 0``."""
     if n <= 0:
         return None
-    from . import stats
+    from copybench.suite import stats
 
     repeats = []
     with Progress("copybench noise-study: instruction counts, Valgrind run", n, log) as progress:
@@ -229,7 +229,7 @@ def instruction_repeats(n: int, dtype: str, log: TextIO | None) -> dict[str, Any
 
 
 def cmd_noise_study(args: argparse.Namespace) -> int:
-    from .cases import UsageError
+    from copybench.suite.cases import UsageError
 
     sizes = check_overhead_options(args, OVERHEAD_SIZES)
     if args.processes < 2:
@@ -253,7 +253,7 @@ def cmd_noise_study(args: argparse.Namespace) -> int:
     instr = instruction_repeats(args.instruction_repeats, args.dtype, sys.stderr)
     data = json.dumps({"overhead": rows, "instructions": instr}, indent=2)
     if args.out is not None:
-        from .results import atomic_write_text
+        from copybench.results.tidy import atomic_write_text
 
         atomic_write_text(args.out, data + "\n")
         note(f"copybench noise-study: full results in {args.out}", sys.stderr)
@@ -290,6 +290,6 @@ def cmd_noise_study(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from .workers import worker_main
+    from copybench.measure.workers import worker_main
 
     worker_main(_worker)
