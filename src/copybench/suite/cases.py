@@ -131,6 +131,13 @@ def check_device(device: str) -> None:
             )
 
 
+def check_layout(layout: str) -> str:
+    """``layout`` if it is in LAYOUTS; else CaseError naming them."""
+    if layout not in LAYOUTS:
+        raise CaseError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    return layout
+
+
 def make_tensor(
     numel: int, dtype: str, requires_grad: bool, layout: str, device: str
 ) -> torch.Tensor:
@@ -139,8 +146,7 @@ def make_tensor(
     Values are random so no copy can take a zero-page shortcut; ``transposed`` yields the
     transpose of a contiguous ``(cols, rows)`` tensor, a genuinely strided view.
     """
-    if layout not in LAYOUTS:
-        raise CaseError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    check_layout(layout)
     check_device(device)
     rows, cols = shape_2d(numel)
     if layout == "transposed":
@@ -305,6 +311,29 @@ HEADLINE_BYTES = nbytes(HEADLINE_NUMEL, UNSTATED_DTYPE)
 # The README's headline table: 4 KiB, 4 MiB and the grid's largest tensor.
 HEADLINE_SIZES: tuple[int, ...] = (HEADLINE_NUMEL, 2**20, SIZES[-1])
 
+# The paired study (``copybench run``, the report's "A costs N% more than B"): each pair over
+# its grid, in this order (the axes in TENSOR_AXES' order; each comparison is followed by its
+# control, see copybench.measure.study).  The tracked clone over every size, dtype and layout
+# of a source that requires grad; clone() against copy_ into a buffer over every size, float32,
+# contiguous, no grad; a model's deepcopy against its snapshot and against load_state_dict,
+# over every reference model.
+STUDY_GRIDS: dict[str, dict[str, tuple]] = {
+    "tracked_clone": {
+        "numel": SIZES,
+        "dtype": DTYPES,
+        "requires_grad": (True,),
+        "layout": LAYOUTS,
+    },
+    "clone_vs_copy_into": {
+        "numel": SIZES,
+        "dtype": (UNSTATED_DTYPE,),
+        "requires_grad": (False,),
+        "layout": LAYOUTS[:1],
+    },
+    "deepcopy_vs_snapshot": {"model": tuple(MODELS)},
+    "deepcopy_vs_load_state_dict": {"model": tuple(MODELS)},
+}
+
 # Paired overhead (copybench overhead, the paired study): 4 KiB (host overhead dominates),
 # 256 KiB (in cache), 4 MiB (memory traffic and the allocator's mmap threshold) of float32.
 OVERHEAD_SIZES: tuple[int, ...] = (2**10, 2**16, 2**20)
@@ -322,7 +351,9 @@ INSTRUCTION_METHODS: tuple[str, ...] = PAIRS["tracked_clone"][::-1]
 # The allocator study: 4 MiB (around glibc's dynamic mmap threshold) and 64 MiB (above its
 # 32 MiB cap) of float32, by a clone, a bare allocation and a copy into a buffer.
 ALLOCATOR_SIZES: tuple[int, ...] = (2**20, 2**24)
-ALLOCATOR_OPS: tuple[str, ...] = ("clone", "empty_like", ROOF)
+# ``empty_like``: the allocation alone, pages untouched (not a copy, so not in the registry).
+ALLOCATION_ONLY = "empty_like"
+ALLOCATOR_OPS: tuple[str, ...] = ("clone", ALLOCATION_ONLY, ROOF)
 _MIB = 1 << 20
 # The gate's processes (wall time and semantics; each side's own environment still wins):
 # glibc's mmap threshold fixed at 16 MiB and its trim threshold at 64 MiB, the state glibc's
@@ -385,6 +416,18 @@ H2D_METHODS: tuple[str, ...] = (
 )
 PEAK_MODEL = max(MODELS.values(), key=lambda s: s.n_params).name
 PEAK_METHODS: tuple[str, ...] = (DEEPCOPY, "load_state_dict_existing", SNAPSHOT)
+
+# The GPU check's asv subset (copybench gpu-check), most valuable first and small on purpose:
+# one CUDA context per benchmark process makes every case cost about a second.  The gate's
+# tensor copies timed by CUDA events at 4 KiB, 4 MiB and 256 MiB, and with a sync per call at
+# the headline sizes; the model copies of the peak-memory figure on the gate's model and the
+# largest; every transfer one GPU can make, at the transfer figure's size.
+GPU_CHECK_TENSOR_METHODS: tuple[str, ...] = GATE_METHODS
+GPU_CHECK_EVENT_SIZES: tuple[int, ...] = (HEADLINE_NUMEL, 2**20, BANDWIDTH_NUMEL)
+GPU_CHECK_SYNC_SIZES: tuple[int, ...] = HEADLINE_SIZES
+GPU_CHECK_MODULE_METHODS: tuple[str, ...] = PEAK_METHODS
+GPU_CHECK_MODELS: tuple[str, ...] = (*GATE_MODELS, PEAK_MODEL)
+GPU_CHECK_TRANSFER_METHODS: tuple[str, ...] = (*H2D_METHODS, "to_host", "copy_d2h")
 
 # The tensor sizes of the asv suite (CPU and GPU grids): what ``copybench run --size`` takes.
 SUITE_SIZES: tuple[int, ...] = tuple(sorted({*SIZES, *GPU_SIZES}))

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from copybench.suite.cases import CaseError, ReferenceModel, check_device, make_transfer_source
-from copybench.suite.methods import METHODS, SEMANTIC_PROPERTIES, CopyMethod
+from copybench.suite.methods import METHODS, SEMANTIC_PROPERTIES, CopyMethod, get_method
 
 
 @dataclass(frozen=True)
@@ -111,9 +111,11 @@ def probe(method: CopyMethod, device: str = "cpu") -> Observation:
 
 
 def probe_all(names: Iterable[str] | None = None, device: str = "cpu") -> list[Observation]:
-    """Probe every method (or ``names``) on ``device``; CaseError if it is not usable here."""
+    """Probe every method (or ``names``) on ``device``; UnknownMethodError for a name not
+    registered, CaseError for a device not usable here."""
+    methods = [get_method(n) for n in names] if names is not None else list(METHODS.values())
     check_device(device)
-    return [probe(METHODS[n], device) for n in (names if names is not None else METHODS)]
+    return [probe(m, device) for m in methods]
 
 
 def format_table(observations: list[Observation]) -> str:

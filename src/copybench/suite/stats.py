@@ -361,29 +361,13 @@ def order_balanced_change(
     d = h - b
     a, f = d[second], d[~second]  # head second: L = d; head first: L = -d
     if a.size == 0 or f.size == 0:
-        est = float(np.median(d))
-        return Change(
-            median(np.exp(b)),
-            median(np.exp(h)),
-            float(np.exp(est)),
-            0.0,
-            float("inf"),
-            float("nan"),
-            b.size,
-            h.size,
-        )
+        est, inf, nan = float(np.exp(np.median(d))), float("inf"), float("nan")
+        return Change(median(np.exp(b)), median(np.exp(h)), est, 0.0, inf, nan, b.size, h.size)
     # L_a - L_f = d_a + d_f for every pair: its sign is the rank-sum statistic's.
     w = np.sort((a[:, None] + f[None, :]).ravel() / 2)
     u = float((w > 0).sum() + 0.5 * (w == 0).sum())
     p = rank_sum_p(u, a.size, f.size)
-    counts = rank_sum_null(a.size, f.size)
-    total, tail, k = sum(counts), (1 - confidence) / 2, 0
-    cumulative = 0
-    while k < len(counts) and (cumulative + counts[k]) / total <= tail:
-        cumulative += counts[k]
-        k += 1
-    # k pairwise means cut from each end still leave ``confidence`` (Moses' interval).
-    lo, hi = (w[k], w[w.size - 1 - k]) if k < w.size - k else (w[0], w[-1])
+    lo, hi = _moses_interval(w, a.size, f.size, confidence)
     return Change(
         median(np.exp(b)),
         median(np.exp(h)),
@@ -394,6 +378,20 @@ def order_balanced_change(
         int(b.size),
         int(h.size),
     )
+
+
+def _moses_interval(w: np.ndarray, m: int, n: int, confidence: float) -> tuple[float, float]:
+    """The CI of the Hodges-Lehmann estimate from the sorted pairwise means ``w`` of ``m``
+    and ``n`` rounds: as many cut from each end as the rank-sum test's null leaves in its
+    tail (Moses' interval)."""
+    counts = rank_sum_null(m, n)
+    total, tail, k = sum(counts), (1 - confidence) / 2, 0
+    cumulative = 0
+    while k < len(counts) and (cumulative + counts[k]) / total <= tail:
+        cumulative += counts[k]
+        k += 1
+    # k pairwise means cut from each end still leave ``confidence``.
+    return (w[k], w[w.size - 1 - k]) if k < w.size - k else (w[0], w[-1])
 
 
 def process_verdict(
