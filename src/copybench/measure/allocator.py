@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from copybench.suite.cases import (
+    ALLOCATION_ONLY,
     ALLOCATOR_OPS,
     ALLOCATOR_SIZES,
     REMEDIES,
@@ -42,11 +43,11 @@ def bind_op(op: str, x: Any) -> Callable[[], Any]:
 
     from copybench.suite.methods import get_method
 
-    if op == "empty_like":
+    if op not in ALLOCATOR_OPS:
+        raise CaseError(f"unknown allocator op {op!r}; known: {', '.join(ALLOCATOR_OPS)}")
+    if op == ALLOCATION_ONLY:
         return lambda: torch.empty_like(x)
-    if op in ("clone", "copy_into"):
-        return get_method(op).bind(x)
-    raise CaseError(f"unknown allocator op {op!r}; known: {', '.join(ALLOCATOR_OPS)}")
+    return get_method(op).bind(x)
 
 
 def prepare_op(op: str, numel: int, threads: int | str = 1) -> tuple[Callable[[], Any], Any]:

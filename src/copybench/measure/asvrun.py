@@ -15,12 +15,13 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from copybench.formats import write_env_sidecar
 from copybench.measure.workers import run_bounded
-from copybench.results.tidy import write_env_sidecar
 from copybench.suite.cases import (
     CUDA_TENSOR_AXES,
     MODULE_AXES,
@@ -29,6 +30,7 @@ from copybench.suite.cases import (
     TRANSFER_AXES,
     CaseError,
     check_device,
+    check_layout,
     check_model,
     dtype_of,
     parse_size,
@@ -41,6 +43,14 @@ MODULE_BENCH = "bench_module_copy.ModuleCopy"
 CUDA_TENSOR_BENCH = "bench_cuda.CudaTensorCopy"
 CUDA_MODULE_BENCH = "bench_cuda.CudaModuleCopy"
 TRANSFER_BENCH = "bench_transfer.Transfer"
+# The benchmark classes a Selection narrows, each with its axes after the method.
+ASV_BENCHES: dict[str, dict[str, tuple]] = {
+    TENSOR_BENCH: TENSOR_AXES,
+    CUDA_TENSOR_BENCH: CUDA_TENSOR_AXES,
+    MODULE_BENCH: MODULE_AXES,
+    CUDA_MODULE_BENCH: MODULE_AXES,
+    TRANSFER_BENCH: TRANSFER_AXES,
+}
 # Benchmark modules that Selection does not narrow (overhead pairs, allocator study,
 # instruction counts): CPU-only, run whole when nothing narrows the selection.
 OTHER_CPU_BENCH = r"^(?!bench_tensor_copy\.|bench_module_copy\.|bench_cuda\.|bench_transfer\.)"
@@ -48,17 +58,21 @@ OTHER_CPU_BENCH = r"^(?!bench_tensor_copy\.|bench_module_copy\.|bench_cuda\.|ben
 
 @dataclass
 class Selection:
-    """What to run; an empty list means every value of that axis."""
+    """What to run; an empty list means every value of that axis.  ``benchmarks``: only
+    these of asv's benchmark classes (ASV_BENCHES; empty: every one the axes reach)."""
 
     methods: list[str] = field(default_factory=list, metadata={"axis": "method"})
     sizes: list[int] = field(default_factory=list, metadata={"axis": "numel"})
     dtypes: list[str] = field(default_factory=list, metadata={"axis": "dtype"})
+    requires_grad: list[bool] = field(default_factory=list, metadata={"axis": "requires_grad"})
+    layouts: list[str] = field(default_factory=list, metadata={"axis": "layout"})
     models: list[str] = field(default_factory=list, metadata={"axis": "model"})
     devices: list[str] = field(default_factory=lambda: ["cpu"], metadata={"axis": "device"})
+    benchmarks: list[str] = field(default_factory=list)
 
     def by_axis(self) -> dict[str, list]:
         """The chosen values keyed by the case axis (cases.CASE_AXES) each field narrows."""
-        return {f.metadata["axis"]: getattr(self, f.name) for f in fields(self)}
+        return {f.metadata["axis"]: getattr(self, f.name) for f in fields(self) if f.metadata}
 
     def validate(self) -> None:
         """Raise CaseError / UnknownMethodError for anything outside the grid or machine."""
@@ -69,14 +83,27 @@ class Selection:
             parse_suite_size(str(s), self.devices)
         for d in self.dtypes:
             dtype_of(d)
+        for layout in self.layouts:
+            check_layout(layout)
         for m in self.models:
             check_model(m)
         for d in self.devices:
             check_device(d)
+        for b in self.benchmarks:
+            if b not in ASV_BENCHES:
+                raise CaseError(f"unknown benchmark {b!r}; known: {', '.join(ASV_BENCHES)}")
 
     @property
     def narrowed(self) -> bool:
-        return bool(self.methods or self.sizes or self.dtypes or self.models)
+        return bool(
+            self.methods
+            or self.sizes
+            or self.dtypes
+            or self.requires_grad
+            or self.layouts
+            or self.models
+            or self.benchmarks
+        )
 
 
 def sizes_for(devices: list[str]) -> tuple[int, ...]:
@@ -110,49 +137,41 @@ def _param_regex(bench: str, axes: list[str], chosen: dict[str, list]) -> str:
     return re.escape(bench) + r"\.\w+\(" + r", ".join(parts) + r"\)"
 
 
-def bench_regexes(sel: Selection) -> list[str]:
-    """The ``--bench`` regexes that select exactly ``sel``.
-
-    Devices narrow every kind; size and dtype narrow tensor cases, model narrows module
-    cases: asking for one of them leaves the other kind out unless methods of that kind
-    were named.  GPU-only benchmarks run when a CUDA device is asked for.
-    """
+def _wanted(sel: Selection) -> list[tuple[str, list[str], bool]]:
+    """(benchmark class, the methods of its kind named, whether its device axis is fixed)
+    for each class ``sel`` reaches.  Devices narrow every kind; size, dtype, grad and layout
+    narrow tensor cases, model narrows module cases: asking for one of them leaves the
+    other kind out unless methods of that kind were named.  GPU-only benchmarks run when a
+    CUDA device is asked for."""
     kinds = {
         k: [m for m in sel.methods if METHODS[m].kind == k]
         for k in ("tensor", "module", "transfer")
     }
     cuda = any(d.startswith("cuda") for d in sel.devices)
-    want_tensor = bool(kinds["tensor"]) or (not sel.methods and not sel.models)
-    want_module = bool(kinds["module"]) or (not sel.methods and not (sel.sizes or sel.dtypes))
-    want_transfer = bool(kinds["transfer"]) or (
-        cuda and not sel.methods and not sel.models and not sel.dtypes
-    )
-    # A benchmark's regex reads only the axes it has (_param_regex).
-    tensor = {**sel.by_axis(), "method": kinds["tensor"]}
-    module = {**sel.by_axis(), "method": kinds["module"]}
+    tensor_axes = bool(sel.sizes or sel.dtypes or sel.requires_grad or sel.layouts)
     out = []
-    if want_tensor:
-        out.append(_param_regex(TENSOR_BENCH, ["method", *TENSOR_AXES], tensor))
+    if kinds["tensor"] or (not sel.methods and not sel.models):
+        out.append((TENSOR_BENCH, kinds["tensor"], False))
         if cuda:
-            out.append(
-                _param_regex(
-                    CUDA_TENSOR_BENCH, ["method", *CUDA_TENSOR_AXES], {**tensor, "device": []}
-                )
-            )
-    if want_module:
-        out.append(_param_regex(MODULE_BENCH, ["method", *MODULE_AXES], module))
+            out.append((CUDA_TENSOR_BENCH, kinds["tensor"], True))
+    if kinds["module"] or (not sel.methods and not tensor_axes):
+        out.append((MODULE_BENCH, kinds["module"], False))
         if cuda:
-            out.append(
-                _param_regex(CUDA_MODULE_BENCH, ["method", *MODULE_AXES], {**module, "device": []})
-            )
-    if want_transfer:
-        out.append(
-            _param_regex(
-                TRANSFER_BENCH,
-                ["method", *TRANSFER_AXES],
-                {**sel.by_axis(), "method": kinds["transfer"]},
-            )
-        )
+            out.append((CUDA_MODULE_BENCH, kinds["module"], True))
+    grid_only = sel.models or sel.dtypes or sel.requires_grad or sel.layouts
+    if kinds["transfer"] or (cuda and not sel.methods and not grid_only):
+        out.append((TRANSFER_BENCH, kinds["transfer"], False))
+    return [w for w in out if not sel.benchmarks or w[0] in sel.benchmarks]
+
+
+def bench_regexes(sel: Selection) -> list[str]:
+    """The ``--bench`` regexes that select exactly ``sel`` (see :func:`_wanted`); the
+    benchmarks Selection does not narrow run whole when nothing narrows it."""
+    out = []
+    for bench, methods, fixed_device in _wanted(sel):
+        # A benchmark's regex reads only the axes it has (_param_regex).
+        chosen = {**sel.by_axis(), "method": methods, **({"device": []} if fixed_device else {})}
+        out.append(_param_regex(bench, ["method", *ASV_BENCHES[bench]], chosen))
     if not sel.narrowed and "cpu" in sel.devices:
         out.append(OTHER_CPU_BENCH)
     return out
@@ -265,16 +284,15 @@ def run_asv(
     quick: bool = False,
     config: Path | None = None,
     extra: list[str] | None = None,
-    benches: list[str] | None = None,
     commit: str | None = None,
     timeout: float | None = None,
     machine: str | None = None,
     log: Path | None = None,
 ) -> Path:
     """Run the selection with asv against this interpreter; return the results file, beside
-    which the environment sidecar is written (:func:`environment_info`, the machine).
+    which the environment sidecar is written (:func:`environment_info`, the machine, and
+    :func:`observed_semantics`).
 
-    ``benches`` (asv ``--bench`` regexes) replaces the regexes built from ``sel``;
     ``extra`` are more ``asv run`` arguments; ``commit`` replaces the checkout's HEAD as the
     commit the results are filed under; ``timeout`` bounds the whole call, seconds
     (``subprocess.TimeoutExpired``, asv and everything it started killed: asv saves its
@@ -289,9 +307,7 @@ def run_asv(
     if not config.is_file():
         raise FileNotFoundError(f"{config}: no such asv config")
     commit = commit or head_commit(root)
-    cmd = asv_command(
-        config, machine, commit, bench_regexes(sel) if benches is None else benches, quick, extra
-    )
+    cmd = asv_command(config, machine, commit, bench_regexes(sel), quick, extra)
     env = dict(os.environ)
     # asv drops PYTHONPATH from the environments it runs, "existing" ones included, unless
     # it is also given as ASV_PYTHONPATH (the GPU check installs into a folder on it).
@@ -308,8 +324,31 @@ def run_asv(
     newest = _newest_results(results_dir(config) / machine)
     if newest is None:
         raise FileNotFoundError(f"asv wrote no results under {results_dir(config) / machine}")
-    write_env_sidecar(newest, {**environment_info(), "machine": machine})
+    info = {**environment_info(), "machine": machine, "semantics": observed_semantics()}
+    write_env_sidecar(newest, info)
     return newest
+
+
+def paired_wanted(sel: Selection, paired: bool | None) -> bool:
+    """Whether a run of ``sel`` measures the paired study: as ``paired`` says, else (None)
+    when nothing narrows the run and it is on the CPU."""
+    if paired is not None:
+        return paired
+    return not (sel.narrowed or sel.devices != ["cpu"])
+
+
+def run_suite(sel: Selection, paired: bool | None = None, **asv: Any) -> Iterator[tuple[str, Path]]:
+    """``copybench run`` and the nightly: the selection with asv (:func:`run_asv`, which
+    takes ``asv``), then the report's paired study unless narrowed
+    (:func:`paired_wanted`), stored beside the results.  Yields ``("results", file)`` as
+    soon as asv is done, then ``("paired", file)`` where the study ran."""
+    from copybench.measure.study import comparisons, measure_comparisons
+
+    results = run_asv(sel, **asv)
+    yield "results", results
+    if paired_wanted(sel, paired):
+        records = measure_comparisons(comparisons(), log=sys.stderr)
+        yield "paired", write_paired(results, records)
 
 
 def record_machine(machine: str) -> dict[str, str]:
@@ -338,13 +377,9 @@ def record_machine(machine: str) -> dict[str, str]:
 def write_paired(results_file: Path, records: list[dict[str, Any]]) -> Path:
     """Store the comparisons beside the asv results file of the same run (as the
     environment sidecar is), atomically; return the path."""
-    from copybench.measure.paired import PAIRED_FORMAT
-    from copybench.results.tidy import PAIRED_SUFFIX, atomic_write_text
+    from copybench import formats
 
-    target = Path(results_file).with_name(Path(results_file).name + PAIRED_SUFFIX)
-    data = {"format": PAIRED_FORMAT, "environment": environment_info(), "comparisons": records}
-    atomic_write_text(target, json.dumps(data))
-    return target
+    return formats.write_paired(Path(results_file), environment_info(), records)
 
 
 def head_commit(root: Path) -> str:
@@ -378,6 +413,15 @@ def environment_info() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def observed_semantics() -> list[dict[str, Any]]:
+    """What each registered copy method does on this interpreter's torch, observed on the
+    CPU (``copybench semantics --json``): recorded with the results, so that a report shows
+    what the torch that measured them did, not what the torch that builds the report does."""
+    from copybench.suite.semantics import probe_all
+
+    return [o.as_dict() for o in probe_all()]
 
 
 def _cpu_model() -> str:

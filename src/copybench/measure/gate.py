@@ -47,24 +47,23 @@ leaf, shared version counter) is a "drifted" row, which fails the gate like a re
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from copybench import formats
 
 if TYPE_CHECKING:
     from copybench.measure.progress import Progress
 
-FORMAT = "copybench-gate/1"
+# This module, run as a worker process: one side's process of one round (measure_process).
+WORKER = "copybench.measure.gate"
 DEFAULT_PROCESSES = 24
 DEFAULT_BUDGET = 0.05  # seconds of timed blocks per case in each process
 DEFAULT_THRESHOLD = 0.02  # a timed change smaller than this is "unchanged"
@@ -301,18 +300,13 @@ def run_gate(
             got = {}
             for side in order:
                 got[side.name] = run_worker(
-                    "copybench.measure.gate",
-                    spec,
-                    python=side.python,
-                    env=side.environ(),
-                    timeout=600,
+                    WORKER, spec, python=side.python, env=side.environ(), timeout=600
                 )
             rounds.append({"order": [s.name for s in order], **got})
             steps.step()
-    out = {
-        "format": FORMAT,
-        "design": "balanced random order",
-        "sides": {
+    out = formats.gate_results(
+        design="balanced random order",
+        sides={
             s.name: {
                 "python": s.python,
                 "env": s.env,
@@ -321,9 +315,9 @@ def run_gate(
             }
             for s in (base, head)
         },
-        "budget": budget,
-        "rounds": rounds,
-    }
+        budget=budget,
+        rounds=rounds,
+    )
     if instructions:
         note("copybench gate: counting instructions (callgrind)", log)
         out["instructions"] = count_sides(base, head, cases)
@@ -420,14 +414,6 @@ def count_side(side: Side, env: dict[str, str], cases: list[dict[str, Any]]) -> 
     return {key: stats.median(r) for (key, _), r in zip(counted, got, strict=True)}
 
 
-def is_gate_results(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(data, dict) and data.get("format") == FORMAT
-
-
 def paired_medians(
     data: dict[str, Any], relative: bool = False
 ) -> dict[str, tuple[list[float], list[float], list[bool]]]:
@@ -460,124 +446,7 @@ def paired_medians(
     return out
 
 
-# --- command -------------------------------------------------------------------------------------
-
-
-def _env_pairs(values: list[str]) -> dict[str, str]:
-    from copybench.suite.cases import UsageError
-
-    out = {}
-    for v in values:
-        key, sep, value = v.partition("=")
-        if not sep or not key:
-            raise UsageError(f"environment setting must be KEY=VALUE, got {v!r}")
-        out[key] = value
-    return out
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    from copybench.cli import add_command
-
-    s = add_command(
-        sub,
-        "gate",
-        help="time base and head interleaved in fresh processes; exit 1 on a regression",
-        description="Time base and head side by side, in rounds of one fresh process per "
-        "side, back to back, in a random order balanced over the rounds; each round gives "
-        "one log ratio of the two processes' medians per case. A case regressed when the "
-        "exact rank-sum test between the rounds' two orders is significant (Holm-adjusted "
-        "over the cases) and the estimate lies beyond 1 + --threshold. With callgrind "
-        "available, both sides' instruction counts of every case are compared too (judged "
-        "by --instruction-threshold), with every environment variable that tells the sides "
-        "apart reaching both counts; and both sides run `copybench semantics`: a method "
-        "that behaves differently is 'drifted'. Exit status 1 on a regression or a drift. "
-        "The default selection with 24 rounds takes about 4 minutes (progress on stderr).",
-        examples=[
-            "copybench gate --base-python /path/to/baseline/python --head-python .venv/bin/python",
-            "copybench gate --method clone --size 1024 --head-env COPYBENCH_SLOW_DOWN=clone:8 "
-            "--out gate.json",
-            "copybench gate --head-env PYTHONPATH=src/copybench/inject "
-            "--head-env INJECT_SLOWDOWN=Tensor.clone:1.1   # a slowdown from outside",
-            "copybench compare gate.json --format markdown   # the verdicts again, from --out",
-        ],
-    )
-    s.add_argument("--base-python", default=sys.executable, help="base interpreter")
-    s.add_argument("--head-python", default=sys.executable, help="head interpreter")
-    s.add_argument(
-        "--base-env",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="environment of the base side's processes (KEY= removes KEY); repeatable",
-    )
-    s.add_argument(
-        "--head-env",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="the same for the head side",
-    )
-    selection_options(s)
-    instruction_option(s)
-    allocator_option(s)
-    s.add_argument("--out", type=Path, help="also write the results here (JSON)")
-    s.add_argument(
-        "--format",
-        choices=("text", "markdown", "json"),
-        default="text",
-        help="how to print the verdicts (default text)",
-    )
-    s.set_defaults(func=cmd_gate)
-
-
-def selection_options(s: argparse.ArgumentParser) -> None:
-    s.add_argument(
-        "--method",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="only this method (repeatable; default: the gate selection)",
-    )
-    s.add_argument(
-        "--size",
-        action="append",
-        default=[],
-        type=int,
-        metavar="NUMEL",
-        help="tensor size in elements (repeatable)",
-    )
-    s.add_argument("--model", action="append", default=[], help="reference model (repeatable)")
-    s.add_argument(
-        "--processes",
-        type=int,
-        default=DEFAULT_PROCESSES,
-        help=f"rounds: fresh processes per side (default {DEFAULT_PROCESSES})",
-    )
-    s.add_argument(
-        "--budget",
-        type=float,
-        default=DEFAULT_BUDGET,
-        help=f"seconds per case in each process (default {DEFAULT_BUDGET:g})",
-    )
-    s.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help=f"smallest timed change that counts, as a fraction (default {DEFAULT_THRESHOLD:g})",
-    )
-    s.add_argument(
-        "--instruction-threshold",
-        type=float,
-        default=None,
-        help="smallest change in an instruction count that counts (default "
-        f"{DEFAULT_INSTRUCTION_THRESHOLD:g})",
-    )
-    s.add_argument(
-        "--alpha",
-        type=float,
-        default=None,
-        help=f"significance level after Holm's correction (default {DEFAULT_ALPHA:g})",
-    )
+# --- checks of what a gate is asked for ----------------------------------------------------------
 
 
 def check_gate_levels(
@@ -597,23 +466,14 @@ def check_gate_levels(
         raise UsageError(f"--alpha must be between 0 and 1, got {alpha:g}")
 
 
-def instruction_option(s: argparse.ArgumentParser) -> None:
-    s.add_argument(
-        "--instructions",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also count both sides' instructions per call with callgrind (default: where "
-        "valgrind is available)",
-    )
-
-
-def allocator_option(s: argparse.ArgumentParser) -> None:
-    s.add_argument(
-        "--allocator",
-        choices=("fixed", "dynamic"),
-        default="fixed",
-        help="glibc's allocator in both sides' processes: fixed thresholds (default; see "
-        "cases.GATE_ALLOCATOR), or glibc's dynamic default",
+def gate_levels(
+    threshold: float | None, alpha: float | None, instruction_threshold: float | None = None
+) -> tuple[float, float, float]:
+    """The levels a gate is judged at: those given, the gate's own where None."""
+    return (
+        DEFAULT_THRESHOLD if threshold is None else threshold,
+        DEFAULT_ALPHA if alpha is None else alpha,
+        DEFAULT_INSTRUCTION_THRESHOLD if instruction_threshold is None else instruction_threshold,
     )
 
 
@@ -633,33 +493,6 @@ def want_instructions(flag: bool | None) -> bool:
     if flag and not valgrind_available():
         raise UsageError("--instructions needs valgrind with callgrind_control (not found)")
     return flag
-
-
-def cmd_gate(args: argparse.Namespace) -> int:
-    from copybench.results.compare import compare_gate, render
-    from copybench.results.tidy import atomic_write_text
-    from copybench.suite.cases import UsageError
-
-    check_gate_levels(args.threshold, args.alpha, args.instruction_threshold)
-    if args.processes < 2 or args.budget <= 0:
-        raise UsageError("--processes must be at least 2 and --budget positive")
-    for py in (args.base_python, args.head_python):
-        if shutil.which(py) is None:
-            raise UsageError(f"{py}: not an executable interpreter")
-    cases = gate_cases(args.method or None, args.size or None, args.model or None)
-    allocator = allocator_of(args.allocator)
-    base = Side("base", args.base_python, _env_pairs(args.base_env), allocator)
-    head = Side("head", args.head_python, _env_pairs(args.head_env), allocator)
-    instructions = want_instructions(args.instructions)
-    data = run_gate(
-        base, head, cases, args.processes, args.budget, log=sys.stderr, instructions=instructions
-    )
-    if args.out:
-        atomic_write_text(args.out, json.dumps(data))
-    table = compare_gate(data, args.threshold, args.alpha, args.instruction_threshold)
-    threshold, alpha = table.attrs["threshold"], table.attrs["alpha"]
-    print(render(table, args.format, threshold=threshold, alpha=alpha))
-    return 1 if table["verdict"].isin(FAILING).any() else 0
 
 
 if __name__ == "__main__":

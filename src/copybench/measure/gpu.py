@@ -26,13 +26,9 @@ processes' quads with a CI that resamples whole processes.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any, TextIO
 
 import torch
@@ -52,6 +48,8 @@ from copybench.suite.cases import (
 )
 from copybench.suite.timing import cuda_event_block, cuda_peak_bytes, time_block
 
+# This module, run as a worker process (measure_process).
+WORKER = "copybench.measure.gpu"
 OVERHEAD_TIMERS = ("events", "sync")
 DEFAULT_PROCESSES = 6
 # Seconds of paired measurement per size and timer in each process.
@@ -214,9 +212,7 @@ def measure(
 
     info = device_info()
     with Progress("copybench gpu-figures: GPU figures, process", processes, log) as progress:
-        runs = run_workers(
-            "copybench.measure.gpu", {"budget": budget}, processes, timeout=300, progress=progress
-        )
+        runs = run_workers(WORKER, {"budget": budget}, processes, timeout=300, progress=progress)
     if len({r["gpu"] for r in runs}) != 1:
         raise RuntimeError("the workers saw different GPUs")
     fig: dict[str, Any] = {"device": info, "processes": processes, "bandwidth": {}}
@@ -254,58 +250,6 @@ def measure(
             "model_bytes": runs[0]["peak"][method]["model_bytes"],
         }
     return fig
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    from copybench.cli import add_command
-
-    s = add_command(
-        sub,
-        "gpu-figures",
-        help="measure the README's GPU figures on this machine's GPU (fresh processes)",
-        description="Measure the README's GPU figures in fresh worker processes run one after "
-        "another: device-to-device bandwidth of clone() and of copy_ into a buffer (256 MiB), "
-        "the tracked-clone overhead at 4 KiB and 4 MiB timed by CUDA events and by the host "
-        "clock with a sync per call, host-to-device copies from pageable and pinned memory "
-        "with and without non_blocking, and the GPU peak memory of a model's deepcopy "
-        "against load_state_dict. Prints the README's markdown; needs a CUDA GPU. About 75 s "
-        "with the defaults on an H100 (progress on stderr).",
-        examples=[
-            "copybench gpu-figures",
-            "copybench gpu-figures --processes 3 --json figures.json > figures.md",
-        ],
-    )
-    s.add_argument(
-        "--processes",
-        type=int,
-        default=DEFAULT_PROCESSES,
-        help=f"fresh worker processes (default {DEFAULT_PROCESSES})",
-    )
-    s.add_argument(
-        "--budget",
-        type=float,
-        default=OVERHEAD_BUDGET,
-        help="seconds of paired measurement per size and timer in each process "
-        f"(default {OVERHEAD_BUDGET:g})",
-    )
-    s.add_argument("--json", metavar="FILE", help="also write the raw figures here as JSON")
-    s.set_defaults(func=cmd_gpu_figures)
-
-
-def cmd_gpu_figures(args: argparse.Namespace) -> int:
-    from copybench.results.tidy import atomic_write_text
-    from copybench.suite.cases import UsageError
-
-    if args.processes < 1:
-        raise UsageError("--processes must be at least 1")
-    check_device("cuda")
-    fig = measure(args.processes, args.budget, log=sys.stderr)
-    if args.json:
-        atomic_write_text(Path(args.json), json.dumps(fig, indent=2))
-    from copybench.report.gpu_figures import format_figures
-
-    print(format_figures(fig))
-    return 0
 
 
 if __name__ == "__main__":

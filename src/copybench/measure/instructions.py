@@ -46,6 +46,8 @@ from dataclasses import asdict, dataclass
 
 from copybench.suite.cases import INSTRUCTION_METHODS, INSTRUCTION_SIZES
 
+# This module, run under Valgrind (_run_valgrind).
+WORKER = "copybench.measure.instructions"
 DEFAULT_CALLS = 200
 DEFAULT_ROUNDS = 3
 # Fewer calls for larger copies (calls_for): about CALL_BYTES copied per loop, and at least
@@ -232,15 +234,35 @@ def _run_valgrind(
     the inputs fixed the child is deterministic and so are its counts.  ``python`` and
     ``env`` are the inputs a caller chooses (see :func:`count_instructions`).
     """
-    out = os.path.join(tmp, "callgrind.out")
     for f in os.listdir(tmp):
         os.remove(os.path.join(tmp, f))
     switch_on = not instr_atstart
     root = _package_root()
     valgrind = shutil.which("valgrind") or "valgrind"
-    # Nothing from the parent's environment: a fixed, minimal one.  PYTHONPATH and the
-    # working directory are the folder holding this copybench, so the child imports the
-    # same code whatever the parent's path and cwd were.
+    child_env = _child_environ(env, root, valgrind)
+    cmd = [
+        valgrind,
+        "--tool=callgrind",
+        f"--callgrind-out-file={os.path.join(tmp, 'callgrind.out')}",
+        f"--instr-atstart={'yes' if instr_atstart else 'no'}",
+        "--collect-atstart=no",
+        python,
+        "-m",
+        WORKER,
+        json.dumps({**spec, "switch_on": switch_on}, sort_keys=True),
+    ]
+    _run_child(cmd, child_env, root, tmp, switch_on, timeout)
+    totals = _dump_totals(tmp)
+    if switch_on and totals and not any(totals):
+        raise _InstrumentationNotSwitched("no instructions counted")
+    return totals
+
+
+def _child_environ(env: Mapping[str, str], root: str, valgrind: str) -> dict[str, str]:
+    """The child's whole environment: nothing from the parent's, a fixed, minimal one, with
+    ``env`` (the caller's settings) on top.  PYTHONPATH and the working directory are the
+    folder holding this copybench, so the child imports the same code whatever the
+    parent's path and cwd were."""
     fixed = {
         "PATH": os.pathsep.join([os.path.dirname(valgrind), "/usr/bin", "/bin"]),
         "HOME": "/nonexistent",
@@ -266,18 +288,14 @@ def _run_valgrind(
             fixed.pop(key, None)
         else:
             fixed[key] = value
-    env = fixed
-    cmd = [
-        valgrind,
-        "--tool=callgrind",
-        f"--callgrind-out-file={out}",
-        f"--instr-atstart={'yes' if instr_atstart else 'no'}",
-        "--collect-atstart=no",
-        python,
-        "-m",
-        "copybench.measure.instructions",
-        json.dumps({**spec, "switch_on": switch_on}, sort_keys=True),
-    ]
+    return fixed
+
+
+def _run_child(
+    cmd: list[str], env: dict[str, str], root: str, tmp: str, switch_on: bool, timeout: float
+) -> None:
+    """Run the Valgrind child (switching its instrumentation on once it is ready, where
+    asked); RuntimeError with the end of its stderr where it fails."""
     with open(os.path.join(tmp, "stderr"), "w+") as err:
         proc = subprocess.Popen(
             cmd,
@@ -303,16 +321,17 @@ def _run_valgrind(
     if proc.returncode:
         tail = "\n".join(stderr.strip().splitlines()[-10:])
         raise RuntimeError(f"callgrind run failed (status {proc.returncode}):\n{tail}")
-    # One dump per measured loop, numbered in the order the child ran them (out.1, out.2 ...).
+
+
+def _dump_totals(tmp: str) -> list[int]:
+    """The totals of the child's dumps, one per measured loop, in the order the child ran
+    them (``callgrind.out.1``, ``callgrind.out.2`` ...)."""
     parts = sorted(
         (int(f.rsplit(".", 1)[1]), f)
         for f in os.listdir(tmp)
         if re.fullmatch(r"callgrind\.out\.\d+", f)
     )
-    totals = [_total_instructions(os.path.join(tmp, f)) for _, f in parts]
-    if switch_on and totals and not any(totals):
-        raise _InstrumentationNotSwitched("no instructions counted")
-    return totals
+    return [_total_instructions(os.path.join(tmp, f)) for _, f in parts]
 
 
 def _interpreter(exe: str) -> str:

@@ -11,84 +11,36 @@ from ``torch.utils.benchmark``'s ``blocked_autorange``, all at the same time bud
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from copybench.measure.overhead import (
+    OverheadOptions,
+    instruction_rows,
+    measure_sizes,
+    pin_affinity,
+)
 from copybench.measure.paired import (
     DEFAULT_BUDGET,
     DEFAULT_WORKERS,
-    add_overhead_options,
-    check_overhead_options,
-    instruction_rows,
     measure_independent,
-    measure_sizes,
     paired_overhead,
-    parse_threads,
-    pin_affinity,
     prepare_tensor_pair,
 )
 from copybench.measure.progress import Progress, note
-from copybench.suite.cases import INSTRUCTION_SIZES, OVERHEAD_SIZES, PAIRS, CaseError
+from copybench.suite.cases import INSTRUCTION_SIZES, PAIRS, CaseError, UsageError
 
+# This module, run as a worker process (the one-process measurements of the study).
+WORKER = "copybench.measure.noise"
 # The noise study's methods, in the order it prints them.
 STUDY_METHODS: dict[str, str] = {
     "paired": "copybench overhead (paired, {workers} processes)",
     "paired_one_process": "paired, all in one process",
     "independent": "independent medians (blocked_autorange)",
 }
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``noise-study`` subcommand."""
-    from copybench.cli import add_command
-
-    s = add_command(
-        sub,
-        "noise-study",
-        help="repeat the overhead estimate in fresh processes; spread per size, paired vs "
-        "independent medians",
-        description="Can the overhead estimate gate a build? Repeat it --processes times, one "
-        "repetition after another, each in fresh processes, and print per size how far the "
-        "repetitions disagree (max - min) for three ways of measuring at the same time "
-        "budget: copybench overhead as shipped (spread over --workers processes), the same "
-        "paired measurement in one process, and two independent blocked_autorange medians; "
-        "with --instruction-repeats, the spread of callgrind's counts too. About 5 minutes "
-        "with the defaults (progress on stderr).",
-        examples=[
-            "copybench noise-study",
-            "copybench noise-study --instruction-repeats 3   # as scripts/noise_study.sh does",
-            "copybench noise-study --sizes 1024 --processes 3 --workers 2 --json",
-        ],
-    )
-    add_overhead_options(s)
-    s.add_argument(
-        "--processes",
-        type=int,
-        default=8,
-        metavar="N",
-        help="repetitions, each in fresh processes (default 8)",
-    )
-    s.add_argument(
-        "--instruction-repeats",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also count instructions N times (one Valgrind run each, about 15 s)",
-    )
-    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    s.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="also write the JSON here (the table is still printed)",
-    )
-    s.set_defaults(func=cmd_noise_study)
 
 
 def _worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -115,6 +67,62 @@ def _worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _repetition(
+    i: int, sizes: Sequence[int], spec: dict[str, Any], workers: int, progress: Progress
+) -> list[dict[str, Any]]:
+    """Repetition ``i``: the shipped estimate (``workers`` fresh processes) and the one
+    fresh process of the other two, the order alternating between repetitions as the one
+    process alternates its two; per size, every method's estimate."""
+    from copybench.measure.workers import run_workers
+
+    shipped = functools.partial(
+        measure_sizes,
+        sizes,
+        spec["dtype"],
+        spec["device"],
+        spec["threads"],
+        spec["budget"],
+        workers,
+        progress,
+    )
+    one_process = functools.partial(
+        run_workers, WORKER, {**spec, "paired_first": not i % 2}, 1, progress=progress
+    )
+    if i % 2:
+        (one,), many = one_process(), shipped()
+    else:
+        many, (one,) = shipped(), one_process()
+    for row, r in zip(one, many, strict=True):
+        row.update(
+            paired=r["overhead_pct"],
+            ci_low=r["ci_low_pct"],
+            ci_high=r["ci_high_pct"],
+            measured_s=r["seconds"],
+        )
+    return one
+
+
+def _spread_row(numel: int, per: list[dict[str, Any]], head: dict[str, Any]) -> dict[str, Any]:
+    """One size's row: each method's estimates over the repetitions, their range and
+    spread; the shipped estimate's median CI width and its longest measurement."""
+    from copybench.suite import stats
+
+    row: dict[str, Any] = {"numel": numel, **head}
+    for method in STUDY_METHODS:
+        values = [p[method] for p in per]
+        row[method] = {
+            "estimates_pct": values,
+            "min_pct": min(values),
+            "median_pct": stats.median(values),
+            "max_pct": max(values),
+            "spread_pts": stats.spread(values),
+        }
+    row["paired"]["median_ci_width_pts"] = stats.median([p["ci_high"] - p["ci_low"] for p in per])
+    # Measurement time, calibration included, worker startup not: the budget's check.
+    row["paired"]["max_measured_s"] = max(p["measured_s"] for p in per)
+    return row
+
+
 def noise_study(
     sizes: Sequence[int],
     processes: int,
@@ -136,9 +144,6 @@ def noise_study(
     range, and the shipped estimate's median CI width.  Progress on ``log``, one step per
     fresh process.
     """
-    from copybench.measure.workers import run_workers
-    from copybench.suite import stats
-
     budget = DEFAULT_BUDGET if budget is None else budget
     workers = DEFAULT_WORKERS if workers is None else workers
     spec = {
@@ -149,61 +154,11 @@ def noise_study(
         "budget": budget,
         "affinity": affinity,
     }
-    runs = []
-    with Progress(
-        "copybench noise-study: tracked-clone overhead, fresh process",
-        processes * (workers + 1),
-        log,
-    ) as progress:
-        for i in range(processes):
-            shipped = functools.partial(
-                measure_sizes, sizes, dtype, device, threads, budget, workers, progress
-            )
-            one_process = functools.partial(
-                run_workers,
-                "copybench.measure.noise",
-                {**spec, "paired_first": not i % 2},
-                1,
-                progress=progress,
-            )
-            # Alternate which comes first, as the one process alternates its two.
-            if i % 2:
-                (one,), many = one_process(), shipped()
-            else:
-                many, (one,) = shipped(), one_process()
-            for row, r in zip(one, many, strict=True):
-                row.update(
-                    paired=r["overhead_pct"],
-                    ci_low=r["ci_low_pct"],
-                    ci_high=r["ci_high_pct"],
-                    measured_s=r["seconds"],
-                )
-            runs.append(one)
-    rows = []
-    for j, numel in enumerate(sizes):
-        per = [run[j] for run in runs]
-        row: dict[str, Any] = {
-            "numel": numel,
-            "processes": processes,
-            "workers": workers,
-            "budget_s": budget,
-        }
-        for method in STUDY_METHODS:
-            values = [p[method] for p in per]
-            row[method] = {
-                "estimates_pct": values,
-                "min_pct": min(values),
-                "median_pct": stats.median(values),
-                "max_pct": max(values),
-                "spread_pts": stats.spread(values),
-            }
-        row["paired"]["median_ci_width_pts"] = stats.median(
-            [p["ci_high"] - p["ci_low"] for p in per]
-        )
-        # Measurement time, calibration included, worker startup not: the budget's check.
-        row["paired"]["max_measured_s"] = max(p["measured_s"] for p in per)
-        rows.append(row)
-    return rows
+    label = "copybench noise-study: tracked-clone overhead, fresh process"
+    with Progress(label, processes * (workers + 1), log) as progress:
+        runs = [_repetition(i, sizes, spec, workers, progress) for i in range(processes)]
+    head = {"processes": processes, "workers": workers, "budget_s": budget}
+    return [_spread_row(numel, [run[j] for run in runs], head) for j, numel in enumerate(sizes)]
 
 
 def instruction_repeats(n: int, dtype: str, log: TextIO | None) -> dict[str, Any] | None:
@@ -228,65 +183,81 @@ def instruction_repeats(n: int, dtype: str, log: TextIO | None) -> dict[str, Any
     return {"repeats": repeats, "by_size": by_size}
 
 
-def cmd_noise_study(args: argparse.Namespace) -> int:
-    from copybench.suite.cases import UsageError
-
-    sizes = check_overhead_options(args, OVERHEAD_SIZES)
-    if args.processes < 2:
-        raise CaseError("a noise study needs at least 2 processes")
-    if args.out is not None and not args.out.parent.is_dir():
-        # Said now, not after minutes of measuring.
-        raise UsageError(f"cannot write {args.out}: no folder {args.out.parent}")
-    # Pinned here, every process the study starts inherits the pinning.
-    pin_affinity(args.affinity)
-    rows = noise_study(
-        sizes,
-        args.processes,
-        dtype=args.dtype,
-        device=args.device,
-        threads=parse_threads(args.threads),
-        budget=args.budget,
-        workers=args.workers,
-        affinity=args.affinity,
-        log=sys.stderr,
-    )
-    instr = instruction_repeats(args.instruction_repeats, args.dtype, sys.stderr)
-    data = json.dumps({"overhead": rows, "instructions": instr}, indent=2)
-    if args.out is not None:
-        from copybench.results.tidy import atomic_write_text
-
-        atomic_write_text(args.out, data + "\n")
-        note(f"copybench noise-study: full results in {args.out}", sys.stderr)
-    if args.json:
-        print(data)
-        return 0
-    print(
-        f"tracked-clone overhead, {args.processes} repetitions in fresh processes, "
-        f"{args.budget:g} s per size per method, {args.dtype}, requires_grad, {args.device}, "
-        f"threads {args.threads}"
-    )
-    print(
+def noise_text(
+    rows: list[dict[str, Any]],
+    instr: dict[str, Any] | None,
+    opts: OverheadOptions,
+    processes: int,
+    threads: str,
+) -> str:
+    """The study as a table: per size and method, the estimates' range and spread; the
+    longest measurement; with instruction counts, their overhead and spread per size."""
+    lines = [
+        f"tracked-clone overhead, {processes} repetitions in fresh processes, "
+        f"{opts.budget:g} s per size per method, {opts.dtype}, requires_grad, {opts.device}, "
+        f"threads {threads}",
         f"{'numel':>10}  {'method':<46} {'min %':>7} {'median %':>9} {'max %':>7} "
-        f"{'spread (pts)':>13}"
-    )
+        f"{'spread (pts)':>13}",
+    ]
     for r in rows:
         for m, label in STUDY_METHODS.items():
             d = r[m]
-            print(
-                f"{r['numel']:>10,}  {label.format(workers=args.workers):<46} {d['min_pct']:>7.1f} "
-                f"{d['median_pct']:>9.1f} {d['max_pct']:>7.1f} {d['spread_pts']:>13.1f}"
+            lines.append(
+                f"{r['numel']:>10,}  {label.format(workers=opts.workers):<46} "
+                f"{d['min_pct']:>7.1f} {d['median_pct']:>9.1f} {d['max_pct']:>7.1f} "
+                f"{d['spread_pts']:>13.1f}"
             )
     longest = max(r["paired"]["max_measured_s"] for r in rows)
-    print(f"copybench overhead measured for at most {longest:.3f} s per size")
+    lines.append(f"copybench overhead measured for at most {longest:.3f} s per size")
     if instr:
-        print()
-        print(f"instructions per call over {len(instr['repeats'])} Valgrind runs")
+        lines += ["", f"instructions per call over {len(instr['repeats'])} Valgrind runs"]
         for numel, d in instr["by_size"].items():
-            print(
+            lines.append(
                 f"{int(numel):>10,}  overhead {', '.join(f'{v:,.0f}' for v in d['overhead'])} "
                 f"instr/call; spread {d['spread_pct']:.3f}% of the overhead"
             )
-    return 0
+    return "\n".join(lines)
+
+
+def noise_report(
+    opts: OverheadOptions,
+    processes: int,
+    *,
+    instruction_repeats_n: int = 0,
+    out: Path | None = None,
+    as_json: bool = False,
+    threads: str = "1",
+    log: TextIO | None = None,
+) -> str:
+    """What ``copybench noise-study`` prints (a table, or JSON), the JSON also written to
+    ``out``; ``threads`` as the command line gave it.  Checked before anything runs: at
+    least 2 processes, and ``out``'s folder."""
+    if processes < 2:
+        raise CaseError("a noise study needs at least 2 processes")
+    if out is not None and not out.parent.is_dir():
+        # Said now, not after minutes of measuring.
+        raise UsageError(f"cannot write {out}: no folder {out.parent}")
+    # Pinned here, every process the study starts inherits the pinning.
+    pin_affinity(opts.affinity)
+    rows = noise_study(
+        opts.sizes,
+        processes,
+        dtype=opts.dtype,
+        device=opts.device,
+        threads=opts.threads,
+        budget=opts.budget,
+        workers=opts.workers,
+        affinity=opts.affinity,
+        log=log,
+    )
+    instr = instruction_repeats(instruction_repeats_n, opts.dtype, log)
+    data = json.dumps({"overhead": rows, "instructions": instr}, indent=2)
+    if out is not None:
+        from copybench.formats import atomic_write_text
+
+        atomic_write_text(out, data + "\n")
+        note(f"copybench noise-study: full results in {out}", log)
+    return data if as_json else noise_text(rows, instr, opts, processes, threads)
 
 
 if __name__ == "__main__":

@@ -26,17 +26,14 @@ interleaved micro-benchmarks generally):
 The same callables and the same source tensor serve both sides; what is timed is what
 :mod:`copybench.suite.methods` binds, so the registry stays the one definition of each copy.
 
-``copybench overhead`` is defined here too: it prints this paired estimate of what
-``x.clone().detach()`` costs over ``x.detach().clone()`` per size, or with
-``--instructions`` the callgrind instruction counts (:mod:`copybench.measure.instructions`).
+``copybench overhead`` prints this paired estimate of what ``x.clone().detach()`` costs
+over ``x.detach().clone()`` per size (:mod:`copybench.measure.overhead`); the report's
+comparisons are measured this way too (:mod:`copybench.measure.study`).
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -46,21 +43,14 @@ import torch
 
 from copybench.suite import stats
 from copybench.suite.cases import (
-    ALL_SIZES,
     DEFAULT_THREADS,
-    OVERHEAD_SIZES,
     PAIRS,
-    CaseError,
-    check_device,
     dtype_of,
     make_model,
     make_tensor,
-    parse_size,
 )
 from copybench.suite.methods import get_method
 from copybench.suite.timing import (
-    ALL_CORES,
-    pin_cpus,
     resolve_threads,
     set_threads,
     synchronized,
@@ -73,6 +63,8 @@ if TYPE_CHECKING:
 
 BlockTimer = Callable[[Callable[[], Any], int, str], float]
 
+# This module, run as a worker process (measure_in_workers).
+WORKER = "copybench.measure.paired"
 BLOCK_SECONDS = 0.002
 # Sources a tensor pair rotates over (see prepare_tensor_pair), within this many bytes.
 ROTATE_SOURCES = 8
@@ -215,30 +207,11 @@ def measure_paired(
     if len(bases) != len(heads) or not bases:
         raise ValueError("base and head need the same, non-zero number of callables")
     start = time.perf_counter()
-    deadline = start + budget
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         n = calls_per_block(bases[0], heads[0], device, block_seconds, timer)
-        a_times: list[float] = []
-        b_times: list[float] = []
-        # The budget is a cap: a quad starts only if one more (as long as the last) fits.
-        quad = 0.0
-        while len(a_times) < min_pairs or time.perf_counter() + quad <= deadline:
-            quad_start = time.perf_counter()
-            base, head = bases[len(a_times) % len(bases)], heads[len(a_times) % len(heads)]
-            if len(bases) > 1:
-                # Untimed, once each: the quad's first block must not be the one that brings
-                # this source back into cache (that biased large copies by 2-3 points).
-                base()
-                head()
-            a1 = timer(base, n, device)
-            b1 = timer(head, n, device)
-            b2 = timer(head, n, device)
-            a2 = timer(base, n, device)
-            a_times.append((a1 + a2) / (2 * n))
-            b_times.append((b1 + b2) / (2 * n))
-            quad = time.perf_counter() - quad_start
+        a_times, b_times = _quads(bases, heads, n, device, start + budget, min_pairs, timer)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -246,6 +219,39 @@ def measure_paired(
     return _paired_result(
         names, str(device), torch.get_num_threads(), n, elapsed, [a_times], [b_times], confidence
     )
+
+
+def _quads(
+    bases: list[Callable[[], Any]],
+    heads: list[Callable[[], Any]],
+    n: int,
+    device: str,
+    deadline: float,
+    min_pairs: int,
+    timer: BlockTimer,
+) -> tuple[list[float], list[float]]:
+    """ABBA quads of ``n`` calls a block until ``deadline`` (at least ``min_pairs``): the
+    per-call seconds of each side in each quad, the sources taken round robin."""
+    a_times: list[float] = []
+    b_times: list[float] = []
+    # The budget is a cap: a quad starts only if one more (as long as the last) fits.
+    quad = 0.0
+    while len(a_times) < min_pairs or time.perf_counter() + quad <= deadline:
+        quad_start = time.perf_counter()
+        base, head = bases[len(a_times) % len(bases)], heads[len(a_times) % len(heads)]
+        if len(bases) > 1:
+            # Untimed, once each: the quad's first block must not be the one that brings
+            # this source back into cache (that biased large copies by 2-3 points).
+            base()
+            head()
+        a1 = timer(base, n, device)
+        b1 = timer(head, n, device)
+        b2 = timer(head, n, device)
+        a2 = timer(base, n, device)
+        a_times.append((a1 + a2) / (2 * n))
+        b_times.append((b1 + b2) / (2 * n))
+        quad = time.perf_counter() - quad_start
+    return a_times, b_times
 
 
 def _paired_result(
@@ -487,7 +493,7 @@ def measure_in_workers(
     }
     per_worker = [
         [PairedResult.from_dict(d) for d in w]
-        for w in run_workers("copybench.measure.paired", spec, workers, progress=progress)
+        for w in run_workers(WORKER, spec, workers, progress=progress)
     ]
     return [combine_workers([w[j] for w in per_worker]) for j in range(len(sizes))]
 
@@ -505,401 +511,7 @@ def _worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-# --- the report's comparisons: every pair over its grid, each beside its control ---------------
-
-# Fresh processes and seconds per comparison (all processes together) of `copybench run`'s
-# paired measurements: what the report's "A costs N% more than B" answers rest on.
-STUDY_WORKERS = 6
-STUDY_BUDGET = 0.15
-PAIRED_FORMAT = "copybench-paired/1"
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One paired comparison the report states (``head`` over ``base`` on one case), or
-    its **control**: the same measurement where both sides do the same work, so that its
-    overhead is zero but for the method's own bias and this run's noise.  The tracked
-    clone's control is the same two statements on a source that does not require grad
-    (neither builds an autograd node); every other pair's is its base against itself."""
-
-    pair: str
-    control: bool
-    kind: str  # "tensor" or "module"
-    base: str
-    head: str
-    numel: int | None = None
-    dtype: str | None = None
-    requires_grad: bool | None = None
-    layout: str | None = None
-    model: str | None = None
-
-    @property
-    def id(self) -> str:
-        case = (
-            f"{self.numel}-{self.dtype}-{'grad' if self.requires_grad else 'nograd'}-{self.layout}"
-            if self.kind == "tensor"
-            else str(self.model)
-        )
-        return f"{self.pair}{'-control' if self.control else ''}-{case}"
-
-
-def comparisons() -> list[Comparison]:
-    """Every comparison of the report, each followed by its control, over the grid of
-    :mod:`copybench.suite.cases`: the tracked clone over every size, dtype and layout; ``clone()``
-    against ``copy_`` into a buffer over every size (float32, contiguous); ``deepcopy`` of a
-    model against a state_dict snapshot and against ``load_state_dict`` into an existing
-    model, over every reference model."""
-    from copybench.suite.cases import DTYPES, LAYOUTS, MODELS, SIZES
-
-    out: list[Comparison] = []
-    base, head = PAIRS["tracked_clone"]
-    for numel in SIZES:
-        for dtype in DTYPES:
-            for layout in LAYOUTS:
-                for control in (False, True):
-                    out.append(
-                        Comparison(
-                            "tracked_clone", control, "tensor", base, head,
-                            numel, dtype, not control, layout,
-                        )
-                    )  # fmt: skip
-    base, head = PAIRS["clone_vs_copy_into"]
-    for numel in SIZES:
-        for control in (False, True):
-            out.append(
-                Comparison(
-                    "clone_vs_copy_into", control, "tensor", base, base if control else head,
-                    numel, "float32", False, "contiguous",
-                )
-            )  # fmt: skip
-    for pair in ("deepcopy_vs_snapshot", "deepcopy_vs_load_state_dict"):
-        base, head = PAIRS[pair]
-        for model in MODELS:
-            for control in (False, True):
-                other = base if control else head
-                out.append(Comparison(pair, control, "module", base, other, model=model))
-    return out
-
-
-def _prepare(c: Comparison, device: str, threads: int | str) -> PreparedPair:
-    if c.kind == "tensor":
-        return prepare_tensor_pair(
-            c.base, c.head, c.numel, c.dtype, c.requires_grad, c.layout, device, threads
-        )
-    return prepare_module_pair(c.base, c.head, c.model, device, threads)
-
-
-def _study_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """One worker of :func:`measure_comparisons`: every comparison, in this process."""
-    out = []
-    for d in spec["comparisons"]:
-        c = Comparison(**d)
-        try:
-            pair = _prepare(c, spec["device"], spec["threads"])
-        except CaseError as e:
-            out.append({"skipped": str(e)})
-            continue
-        out.append(paired_overhead(pair, spec["budget"], spec["min_pairs"]).as_dict(samples=True))
-        # Freed by reference counting; a gc.collect() here took 0.3 s a comparison (torch's
-        # objects are many), 15 of a worker's 40 s.
-        del pair
-    return out
-
-
-def measure_comparisons(
-    wanted: Sequence[Comparison],
-    workers: int = STUDY_WORKERS,
-    *,
-    budget: float = STUDY_BUDGET,
-    device: str = "cpu",
-    threads: int | str = DEFAULT_THREADS,
-    log: Any = None,
-) -> list[dict[str, Any]]:
-    """Each comparison measured in ``workers`` fresh processes (``budget / workers`` seconds
-    each, at least one ABBA quad), combined as ``copybench overhead`` combines them (a CI
-    that resamples whole processes): one record per comparison, its fields and the result,
-    or the reason it was skipped.  ``log``: a stream for progress, one step per process."""
-    from copybench.measure.progress import Progress
-    from copybench.measure.workers import run_workers
-
-    spec = {
-        "comparisons": [asdict(c) for c in wanted],
-        "device": device,
-        "threads": threads,
-        "budget": budget / workers,
-        # At least one ABBA quad per process (a 128 MiB copy takes 50-150 ms here, so more
-        # would double the study's time for sizes whose overhead is in the noise anyway).
-        "min_pairs": 1,
-    }
-    with Progress("copybench: paired measurements, process", workers, log) as progress:
-        runs = run_workers("copybench.measure.paired", spec, workers, progress=progress)
-    out = []
-    for j, c in enumerate(wanted):
-        got = [r[j] for r in runs]
-        record: dict[str, Any] = {"id": c.id, **asdict(c)}
-        if any("skipped" in g for g in got):
-            record["skipped"] = next(g["skipped"] for g in got if "skipped" in g)
-        else:
-            combined = combine_workers([PairedResult.from_dict(g) for g in got])
-            record.update(combined.as_dict())
-        out.append(record)
-    return out
-
-
-# --- copybench overhead -------------------------------------------------------------------------
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``overhead`` subcommand."""
-    from copybench.cli import add_command
-
-    s = add_command(
-        sub,
-        "overhead",
-        help="paired estimate of the tracked-clone overhead (clone().detach() vs detach().clone())",
-        description="Estimate, per size, what x.clone().detach() costs over x.detach().clone() "
-        "for a source that requires grad: the two statements alternate in ABBA blocks of "
-        "about 2 ms, each quad gives one ratio, the time budget is spread over fresh worker "
-        "processes run one after another, and the 95% CI resamples whole processes. With the "
-        "defaults it takes 30 s to a minute, nearly all of it the workers starting torch "
-        "(progress on stderr); --workers 1 measures in this process in a few seconds, with a "
-        "larger spread. --instructions counts instructions per call with callgrind instead "
-        "(one Valgrind run, deterministic).",
-        examples=[
-            "copybench overhead",
-            "copybench overhead --sizes 1024 65536 --workers 4 --json",
-            "copybench overhead --instructions",
-        ],
-    )
-    add_overhead_options(s)
-    s.add_argument(
-        "--instructions",
-        action="store_true",
-        help="count instructions per call with callgrind instead of timing (CPU, 1 thread)",
-    )
-    s.add_argument("--json", action="store_true", help="print a JSON list, one object per size")
-    s.set_defaults(func=cmd_overhead)
-
-
-def add_overhead_options(s: argparse.ArgumentParser) -> None:
-    """The options ``overhead`` and ``noise-study`` share (checked by
-    :func:`check_overhead_options`)."""
-    s.add_argument(
-        "--sizes",
-        nargs="+",
-        default=None,
-        metavar="NUMEL",
-        help=f"tensor sizes in elements (default: {' '.join(map(str, OVERHEAD_SIZES))})",
-    )
-    s.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    s.add_argument(
-        "--dtype", default="float32", help="dtype of the copied tensor (default float32)"
-    )
-    s.add_argument(
-        "--budget",
-        type=float,
-        default=DEFAULT_BUDGET,
-        metavar="SECONDS",
-        help=f"most measurement time per size, calibration included (default {DEFAULT_BUDGET})",
-    )
-    s.add_argument("--threads", default="1", help="intra-op threads: a number or 'all' (default 1)")
-    s.add_argument(
-        "--workers",
-        type=int,
-        default=DEFAULT_WORKERS,
-        metavar="N",
-        help=f"fresh processes the budget is spread over (default {DEFAULT_WORKERS}; "
-        "1 measures in this process)",
-    )
-    s.add_argument(
-        "--affinity",
-        default=None,
-        metavar="CPU[,CPU...]",
-        help="pin the measuring processes to these CPUs (Linux; workers inherit it)",
-    )
-
-
-def check_overhead_options(args: argparse.Namespace, default_sizes: tuple[int, ...]) -> list[int]:
-    """The sizes asked for (``default_sizes`` if none); CaseError for the first option
-    outside the grid or not usable here."""
-    if args.sizes:
-        sizes = [parse_size(text, known=ALL_SIZES) for text in args.sizes]
-    else:
-        sizes = list(default_sizes)
-    dtype_of(args.dtype)
-    check_device(args.device)
-    parse_threads(args.threads)
-    if not args.budget > 0:
-        raise CaseError(f"budget must be positive, got {args.budget}")
-    if args.workers < 1:
-        raise CaseError(f"workers must be at least 1, got {args.workers}")
-    return sizes
-
-
-def parse_threads(text: str) -> int | str:
-    """``--threads``: a positive number, or ``all`` (resolved by the process that measures,
-    :func:`copybench.suite.timing.resolve_threads`)."""
-    if text == ALL_CORES:
-        return text
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise CaseError(f"threads must be a positive number or {ALL_CORES!r}, got {text!r}")
-    return n
-
-
-def pin_affinity(text: str | None) -> list[int] | None:
-    """``--affinity 0,1``: pin this process (and so every process it starts) to those CPUs;
-    None leaves it as it is."""
-    if text is None:
-        return None
-    try:
-        cpus = [int(c) for c in text.split(",")]
-    except ValueError:
-        raise CaseError(f"affinity must be CPU numbers like 0,1; got {text!r}") from None
-    try:
-        return pin_cpus(cpus)
-    except (OSError, ValueError) as e:
-        raise CaseError(f"cannot pin to CPUs {text}: {e}") from None
-
-
-def measure_sizes(
-    sizes: Sequence[int],
-    dtype: str,
-    device: str,
-    threads: int | str,
-    budget: float,
-    workers: int,
-    progress: Progress | None = None,
-) -> list[dict[str, Any]]:
-    """One paired estimate of the tracked-clone overhead per size, as the JSON objects
-    ``overhead --json`` prints: ``budget`` spread over ``workers`` fresh processes
-    (:func:`measure_in_workers`), ``progress`` stepped as each one ends.  ``workers=0``
-    measures in this process instead (``overhead --workers 1``), a step per size."""
-    if workers:
-        results = measure_in_workers(
-            sizes,
-            workers,
-            dtype=dtype,
-            device=device,
-            threads=threads,
-            budget=budget,
-            progress=progress,
-        )
-    else:
-        results = []
-        for numel in sizes:
-            results.append(
-                tracked_clone_overhead(
-                    numel, dtype=dtype, device=device, threads=threads, budget=budget
-                )
-            )
-            if progress is not None:
-                progress.step()
-    return [
-        {"numel": numel, "dtype": dtype, "budget_s": budget, **r.as_dict()}
-        for numel, r in zip(sizes, results, strict=True)
-    ]
-
-
-def instruction_rows(sizes: Sequence[int], dtype: str) -> list[dict[str, Any]]:
-    """Instructions per call of the tracked and untracked clone, and their difference."""
-    from copybench.measure.instructions import ValgrindUnavailable, count_instructions
-
-    base, head = PAIRS["tracked_clone"]
-    try:
-        counts = count_instructions((head, base), list(sizes), dtype=dtype)
-    except ValgrindUnavailable as e:
-        raise CaseError(str(e)) from None
-    rows = []
-    for numel in sizes:
-        b, h = counts[(base, numel)].instructions, counts[(head, numel)].instructions
-        rows.append(
-            {
-                "numel": numel,
-                "dtype": dtype,
-                "base": base,
-                "head": head,
-                "base_instructions": b,
-                "head_instructions": h,
-                "overhead_instructions": h - b,
-                "overhead_pct": (h / b - 1) * 100,
-            }
-        )
-    return rows
-
-
-def cmd_overhead(args: argparse.Namespace) -> int:
-    from copybench.measure.progress import Progress, note
-    from copybench.suite.cases import INSTRUCTION_SIZES
-    from copybench.suite.units import format_seconds
-
-    if args.instructions:
-        sizes = check_overhead_options(args, INSTRUCTION_SIZES)
-        if args.device != "cpu":
-            raise CaseError("instruction counts are CPU only")
-        note(
-            "copybench overhead: counting instructions with callgrind (one Valgrind run)",
-            sys.stderr,
-        )
-        rows = instruction_rows(sizes, args.dtype)
-        if args.json:
-            print(json.dumps(rows, indent=2))
-        else:
-            print(f"{'numel':>9} {'untracked':>11} {'tracked':>11} {'overhead':>10}  (instr/call)")
-            for r in rows:
-                print(
-                    f"{r['numel']:>9,} {r['base_instructions']:>11,.0f} "
-                    f"{r['head_instructions']:>11,.0f} {r['overhead_instructions']:>10,.0f}"
-                )
-        return 0
-
-    sizes = check_overhead_options(args, OVERHEAD_SIZES)
-    pin_affinity(args.affinity)
-    workers = args.workers if args.workers > 1 else 0  # --workers 1: in this process
-    step, steps = ("process", workers) if workers else ("size", len(sizes))
-    label = f"copybench overhead: tracked-clone overhead, {step}"
-    with Progress(label, steps, sys.stderr) as progress:
-        rows = measure_sizes(
-            sizes,
-            args.dtype,
-            args.device,
-            parse_threads(args.threads),
-            args.budget,
-            workers,
-            progress,
-        )
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(
-        f"clone().detach() over detach().clone(), {args.dtype}, requires_grad, {args.device}, "
-        f"{rows[0]['threads']} thread(s), {args.budget:g} s per size over "
-        f"{args.workers} process(es)"
-    )
-    print(
-        f"{'numel':>10} {'untracked':>11} {'overhead':>9} {'95% CI':>17} {'overhead':>10} "
-        f"{'pairs':>6} {'per process':>14}"
-    )
-    for r in rows:
-        flag = "  unstable" if r["unstable"] else ""
-        each = r["worker_overhead_pct"] or [r["overhead_pct"]]
-        base, cost = (format_seconds(r[k] * 1e-9) for k in ("base_ns", "overhead_ns"))
-        print(
-            f"{r['numel']:>10,} {base:>11} {r['overhead_pct']:>8.1f}% "
-            f"[{r['ci_low_pct']:>6.1f}, {r['ci_high_pct']:>6.1f}]% {cost:>10} "
-            f"{r['n_pairs']:>6} {min(each):>6.1f}-{max(each):>5.1f}%{flag}"
-        )
-    return 0
-
-
-def _main_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return _study_worker(spec) if "comparisons" in spec else _worker(spec)
-
-
 if __name__ == "__main__":
     from copybench.measure.workers import worker_main
 
-    worker_main(_main_worker)
+    worker_main(_worker)
