@@ -28,50 +28,25 @@ Exit status 0 when nothing regressed (or drifted), 1 when something did, 2 on ba
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from copybench.results.tidy import PYTEST_BENCHMARK_STORAGE, ResultsError
+from copybench.formats import (
+    PYTEST_BENCHMARK_STORAGE,
+    ResultsError,
+    is_gate_results,
+    is_pytest_benchmark,
+    read_gate,
+)
 from copybench.suite.cases import CASE_AXES, TENSOR_AXES, ModuleCase, TensorCase
 from copybench.suite.units import NOT_A_NUMBER, format_ratio, format_value
 
 if TYPE_CHECKING:
     import pandas as pd
-
-FORMATS = ("text", "markdown", "json")
-
-# Plain text, lines under 80 columns: argparse prints them as they are written here.
-DESCRIPTION = """\
-Compare two sets of results case by case; exit 1 when a benchmark regressed.
-
-A verdict on wall time needs several fresh processes per side, run
-interleaved: give the results file of `copybench gate` alone.  Two results
-files (asv, pytest-benchmark) hold one run per side: they are compared across
-runs, with the ratio of medians shown and no verdict ("too few processes").
-Instruction counts repeat exactly and are judged by the threshold alone.
-
-Both sides must come from the same CPU and GPU models, unless
---allow-different-machines.  Exit status: 0 nothing regressed, 1 something
-did, 2 bad input."""
-
-EPILOG = """\
-examples:
-  # the verdicts of a `copybench gate --out gate.json` run
-  copybench compare gate.json
-  # two files written by pytest --benchmark-json
-  copybench compare base.json head.json
-  # two runs saved by pytest --benchmark-autosave, by id, in ./.benchmarks
-  copybench compare 0001 0002
-  copybench compare 0001 0002 --storage ci/.benchmarks
-  # one asv results folder, two torch versions at one commit
-  copybench compare .asv/results --base-env 2.13.0 --head-env 2.14.1
-  # results from two different machines, as a markdown table
-  copybench compare a.json b.json --allow-different-machines --format markdown"""
 
 
 class DifferentMachinesError(ResultsError):
@@ -83,94 +58,59 @@ ACROSS_RUNS_THRESHOLD = 0.05
 ACROSS_RUNS_ALPHA = 0.05
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "compare",
-        help="compare two sets of results; exit 1 when a benchmark significantly regressed",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "base",
-        help="copybench gate results, asv results file or folder, pytest-benchmark JSON, or "
-        "the id of a run pytest-benchmark saved (0001)",
-    )
-    p.add_argument(
-        "head",
-        nargs="?",
-        help="the same kind of input; may be left out when BASE is an asv folder compared "
-        "across --base-env and --head-env",
-    )
-    p.add_argument(
-        "--storage",
-        metavar="DIR",
-        default=PYTEST_BENCHMARK_STORAGE,
-        help="where run ids are looked up, as pytest-benchmark's --benchmark-storage "
-        "(default: .benchmarks)",
-    )
-    p.add_argument(
-        "--allow-different-machines",
-        action="store_true",
-        help="compare results from different CPU or GPU models (the header says so)",
-    )
-    p.add_argument(
-        "--base-env", metavar="ENV", help="asv environment name or torch version of BASE"
-    )
-    p.add_argument(
-        "--head-env", metavar="ENV", help="asv environment name or torch version of HEAD"
-    )
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="smallest change that counts, as a fraction (default 0.05: 5%%; for gate "
-        "results the gate's, 0.02)",
-    )
-    p.add_argument(
-        "--alpha",
-        type=float,
-        default=None,
-        help="significance level after Holm's correction (default 0.05; for gate results "
-        "the gate's, 0.01)",
-    )
-    p.add_argument(
-        "--instruction-threshold",
-        type=float,
-        default=None,
-        help="gate results: smallest change in an instruction count that counts (default 0.02)",
-    )
-    p.add_argument("--format", choices=FORMATS, default="text")
-    p.set_defaults(func=cmd_compare)
+@dataclass(frozen=True)
+class Verdicts:
+    """What ``copybench compare`` prints: the table, rendered at its levels, the machines'
+    check (None for gate results), and a warning for stderr (or None)."""
+
+    table: pd.DataFrame
+    threshold: float
+    alpha: float
+    machines: dict[str, Any] | None = None
+    warning: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        from copybench.measure.gate import FAILING
+
+        return bool(self.table["verdict"].isin(FAILING).any())
+
+    def render(self, fmt: str = "text") -> str:
+        return render(self.table, fmt, self.threshold, self.alpha, self.machines)
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from copybench.measure.gate import FAILING, check_gate_levels, is_gate_results
+def compare_inputs(
+    base: str,
+    head: str | None = None,
+    *,
+    storage: str = PYTEST_BENCHMARK_STORAGE,
+    base_env: str | None = None,
+    head_env: str | None = None,
+    allow_different_machines: bool = False,
+    threshold: float | None = None,
+    alpha: float | None = None,
+    instruction_threshold: float | None = None,
+) -> Verdicts:
+    """The verdicts between ``base`` and ``head`` as ``copybench compare`` takes them:
+    gate results alone (judged at the gate's levels unless given), or two results files,
+    run ids or an asv folder with two environments (compared across runs)."""
+    from copybench.measure.gate import check_gate_levels
     from copybench.results.tidy import saved_run
 
-    check_gate_levels(args.threshold, args.alpha, args.instruction_threshold)
-    path = saved_run(args.base, args.storage)
-    machines = None
+    check_gate_levels(threshold, alpha, instruction_threshold)
+    path = saved_run(base, storage)
     if path.is_file() and is_gate_results(path):
-        if args.head or args.base_env or args.head_env:
+        if head or base_env or head_env:
             raise ResultsError("a copybench gate results file holds both sides: give it alone")
-        table = compare_gate(
-            json.loads(path.read_text()), args.threshold, args.alpha, args.instruction_threshold
-        )
-        threshold, alpha = table.attrs["threshold"], table.attrs["alpha"]
-    else:
-        threshold = ACROSS_RUNS_THRESHOLD if args.threshold is None else args.threshold
-        alpha = ACROSS_RUNS_ALPHA if args.alpha is None else args.alpha
-        head = saved_run(args.head, args.storage) if args.head is not None else None
-        base, head = load_pair(path, head, args.base_env, args.head_env)
-        machines = check_machines(base, head, allow_different=args.allow_different_machines)
-        table = compare(base, head, threshold=threshold, alpha=alpha)
-        warning = missing_samples(base, head)
-        if warning:
-            print(f"copybench compare: {warning}", file=sys.stderr)
-    text = render(table, args.format, threshold=threshold, alpha=alpha, machines=machines)
-    print(text)
-    return 1 if table["verdict"].isin(FAILING).any() else 0
+        table = compare_gate(read_gate(path), threshold, alpha, instruction_threshold)
+        return Verdicts(table, table.attrs["threshold"], table.attrs["alpha"])
+    threshold = ACROSS_RUNS_THRESHOLD if threshold is None else threshold
+    alpha = ACROSS_RUNS_ALPHA if alpha is None else alpha
+    head_path = saved_run(head, storage) if head is not None else None
+    b, h = load_pair(path, head_path, base_env, head_env)
+    machines = check_machines(b, h, allow_different=allow_different_machines)
+    table = compare(b, h, threshold=threshold, alpha=alpha)
+    return Verdicts(table, threshold, alpha, machines, missing_samples(b, h))
 
 
 def missing_samples(base: pd.DataFrame, head: pd.DataFrame) -> str | None:
@@ -252,8 +192,6 @@ def check_machines(
 
 
 def _kind(path: Path) -> str:
-    from copybench.results.tidy import is_pytest_benchmark
-
     if not path.exists():
         raise ResultsError(f"{path}: no such file or directory")
     if path.is_file():
@@ -440,32 +378,16 @@ def compare(
         base_median, head_median = stats.median(bs), stats.median(hs)
         ratio = head_median / base_median if base_median else math.nan
         deterministic = rb["unit"] in DETERMINISTIC_UNITS
+        ci = ratio if deterministic else math.nan
+        c = stats.Change(base_median, head_median, ratio, ci, ci, math.nan, len(bs), len(hs))
         if deterministic:
-            c = stats.Change(base_median, head_median, ratio, ratio, ratio, math.nan, 1, 1)
             verdict = stats.verdict(c, threshold=threshold, deterministic=True)
         else:
             # One run per side: its samples share one process (or asv's few, which it does
             # not tell apart) and one hour; no statistic over them separates a change from
             # where and when the run landed.
             verdict = "too few processes"
-        out.append(
-            {
-                "benchmark": key[0],
-                "case": key[1],
-                "unit": rb["unit"],
-                "asv_name": rh.get("asv_name"),
-                "base_median": base_median,
-                "head_median": head_median,
-                "ratio": ratio,
-                "ci_low": ratio if deterministic else math.nan,
-                "ci_high": ratio if deterministic else math.nan,
-                "p": math.nan,
-                "n_base": len(bs),
-                "n_head": len(hs),
-                "processes": 1,
-                "verdict": verdict,
-            }
-        )
+        out.append(_row(key[0], key[1], rb["unit"], c, verdict, asv_name=rh.get("asv_name")))
     table = pd.DataFrame(out)
     return table.sort_values(["ratio", "benchmark", "case"], ascending=[False, True, True])
 
@@ -483,18 +405,10 @@ def compare_gate(
     Thresholds and alpha default to the gate's."""
     import pandas as pd
 
-    from copybench.measure.gate import (
-        DEFAULT_ALPHA,
-        DEFAULT_INSTRUCTION_THRESHOLD,
-        DEFAULT_THRESHOLD,
-        paired_medians,
-    )
+    from copybench.measure.gate import gate_levels, paired_medians
     from copybench.suite import stats
 
-    threshold = DEFAULT_THRESHOLD if threshold is None else threshold
-    alpha = DEFAULT_ALPHA if alpha is None else alpha
-    if instruction_threshold is None:
-        instruction_threshold = DEFAULT_INSTRUCTION_THRESHOLD
+    threshold, alpha, instruction_threshold = gate_levels(threshold, alpha, instruction_threshold)
     # Each case twice: its raw time, and its time over its in-process reference; one Holm
     # family over both, so that either may name it and A/A still names nothing with
     # probability 1 - alpha.
@@ -513,26 +427,9 @@ def compare_gate(
     out = _drift_rows(data.get("semantics"))
     out += _instruction_rows(data.get("instructions") or {}, instruction_threshold)
     for (benchmark, case, c), p in zip(tests, adjusted, strict=True):
-        out.append(
-            {
-                "benchmark": benchmark,
-                "case": case,
-                "unit": "seconds" if benchmark == "gate" else "relative",
-                "asv_name": None,
-                "base_median": c.base_median,
-                "head_median": c.head_median,
-                "ratio": c.ratio,
-                "ci_low": c.ci_low,
-                "ci_high": c.ci_high,
-                "p": p,
-                "n_base": c.n_base,
-                "n_head": c.n_head,
-                "processes": c.n_base,
-                "verdict": stats.process_verdict(
-                    c, len(tests), threshold=threshold, alpha=alpha, p=p
-                ),
-            }
-        )
+        verdict = stats.process_verdict(c, len(tests), threshold=threshold, alpha=alpha, p=p)
+        unit = "seconds" if benchmark == "gate" else "relative"
+        out.append(_row(benchmark, case, unit, c, verdict, p=p, processes=c.n_base))
     table = pd.DataFrame(out)
     table.attrs["gate"] = True
     table.attrs["threshold"] = threshold
@@ -542,6 +439,38 @@ def compare_gate(
     return table.sort_values(["ratio", "case"], ascending=[False, True], na_position="first")
 
 
+def _row(
+    benchmark: str,
+    case: str,
+    unit: str,
+    c: Any,
+    verdict: str,
+    *,
+    p: float = math.nan,
+    processes: int = 1,
+    asv_name: str | None = None,
+) -> dict[str, Any]:
+    """One row of a comparison table: the case, both sides' medians, the ratio with its CI
+    (``c``, a :class:`copybench.suite.stats.Change`), the p-value after correction, the
+    samples and processes behind it, and the verdict."""
+    return {
+        "benchmark": benchmark,
+        "case": case,
+        "unit": unit,
+        "asv_name": asv_name,
+        "base_median": c.base_median,
+        "head_median": c.head_median,
+        "ratio": c.ratio,
+        "ci_low": c.ci_low,
+        "ci_high": c.ci_high,
+        "p": p,
+        "n_base": c.n_base,
+        "n_head": c.n_head,
+        "processes": processes,
+        "verdict": verdict,
+    }
+
+
 def _drift_rows(semantics: dict[str, Any] | None) -> list[dict]:
     """One "drifted" row per method and property whose observed semantics differ between
     the gate's sides (:mod:`copybench.measure.drift`); none where the results hold no semantics."""
@@ -549,27 +478,19 @@ def _drift_rows(semantics: dict[str, Any] | None) -> list[dict]:
 
     if not semantics or "base" not in semantics or "head" not in semantics:
         return []
-    rows = []
-    for d in drift_rows(semantics["base"], semantics["head"]):
-        rows.append(
-            {
-                "benchmark": "gate-semantics",
-                "case": f"{d['method']}: {d['property']}",
-                "unit": "observed",
-                "asv_name": None,
-                "base_median": d["base"],
-                "head_median": d["head"],
-                "ratio": math.nan,
-                "ci_low": math.nan,
-                "ci_high": math.nan,
-                "p": math.nan,
-                "n_base": 1,
-                "n_head": 1,
-                "processes": 1,
-                "verdict": "drifted",
-            }
+    from copybench.suite.stats import Change
+
+    nan = math.nan
+    return [
+        _row(
+            "gate-semantics",
+            f"{d['method']}: {d['property']}",
+            "observed",
+            Change(d["base"], d["head"], nan, nan, nan, nan, 1, 1),
+            "drifted",
         )
-    return rows
+        for d in drift_rows(semantics["base"], semantics["head"])
+    ]
 
 
 def _instruction_rows(counts: dict[str, dict[str, float]], threshold: float) -> list[dict]:
@@ -583,24 +504,8 @@ def _instruction_rows(counts: dict[str, dict[str, float]], threshold: float) -> 
         b, h = base[case], head[case]
         ratio = h / b if b else math.nan
         c = stats.Change(b, h, ratio, ratio, ratio, math.nan, 1, 1)
-        rows.append(
-            {
-                "benchmark": "gate-instructions",
-                "case": case,
-                "unit": "instructions",
-                "asv_name": None,
-                "base_median": b,
-                "head_median": h,
-                "ratio": ratio,
-                "ci_low": ratio,
-                "ci_high": ratio,
-                "p": math.nan,
-                "n_base": 1,
-                "n_head": 1,
-                "processes": 1,
-                "verdict": stats.verdict(c, threshold=threshold, deterministic=True),
-            }
-        )
+        verdict = stats.verdict(c, threshold=threshold, deterministic=True)
+        rows.append(_row("gate-instructions", case, "instructions", c, verdict))
     return rows
 
 
@@ -647,6 +552,84 @@ def summary_line(table: pd.DataFrame) -> str:
     return f"{len(table)} benchmarks compared: " + ", ".join(parts)
 
 
+def _how(table: pd.DataFrame, alpha: float) -> str:
+    """How the verdicts were reached, in words: the note under the table."""
+    if not table.attrs.get("gate"):
+        return (
+            "compared across runs: each side is one run, one process per case, so wall "
+            "times get no verdict (too few processes: time both with `copybench gate`); "
+            "instruction counts are judged by the threshold alone"
+        )
+    from copybench.suite.stats import processes_for
+
+    timed = table[table["benchmark"].isin(("gate", "gate-relative"))]
+    n = int(timed["processes"].min()) if len(timed) else 0
+    how = (
+        f"{n} rounds of one fresh process per side, back to back, in a random order "
+        f"balanced over the rounds; ratio = Hodges-Lehmann estimate over rounds of the "
+        f"head/base process medians, {(1 - alpha) * 100:.4g}% CI, exact rank-sum p between "
+        "the two orders, Holm-adjusted; regressed = significant and the estimate beyond "
+        f"the threshold; {processes_for(alpha, len(timed))} rounds needed "
+        f"for a verdict on {len(timed)} tests; gate-relative: each process's time over "
+        "its in-process reference (a mul over the same bytes), judged the same way, "
+        "beside the raw time"
+    )
+    if (table["benchmark"] == "gate-instructions").any():
+        seen = table.attrs.get("instruction_env")
+        how += (
+            "; gate-instructions: callgrind instructions per call, one count per side, "
+            "exact, judged by the instruction threshold "
+            f"({table.attrs.get('instruction_threshold', 0.02):.0%}) alone"
+            + (f"; the counts saw the sides' {', '.join(seen)}" if seen else "")
+        )
+    if (table["benchmark"] == "gate-semantics").any():
+        how += "; gate-semantics: `copybench semantics` differs between the sides (drifted)"
+    return how
+
+
+def _json(table: pd.DataFrame, threshold: float, alpha: float, machines: Any) -> str:
+    records = json.loads(table.to_json(orient="records"))
+    return json.dumps(
+        {
+            "threshold": threshold,
+            "alpha": alpha,
+            "regressed": int((table["verdict"] == "regressed").sum()),
+            "drifted": int((table["verdict"] == "drifted").sum()),
+            "machines": machines,
+            "benchmarks": records,
+        },
+        indent=2,
+    )
+
+
+def _markdown(header: list[str], body: list[list[str]], note: str, header_note: Any) -> str:
+    lines = [
+        "### copybench compare",
+        "",
+        *([f"**{header_note}**", ""] if header_note else []),
+        note,
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for cells in body:
+        cells[-1] = f"**{cells[-1]}**" if cells[-1] in ("regressed", "drifted") else cells[-1]
+        lines.append(
+            "| " + " | ".join(f"`{cells[1]}`" if i == 1 else c for i, c in enumerate(cells)) + " |"
+        )
+    return "\n".join(lines)
+
+
+def _text(header: list[str], body: list[list[str]], note: str, header_note: Any) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *body)
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join([*([header_note, ""] if header_note else []), *lines, "", note])
+
+
 def render(
     table: pd.DataFrame,
     fmt: str = "text",
@@ -659,77 +642,13 @@ def render(
     ``machines`` (:func:`check_machines`) puts its note, where it has one, above the table.
     """
     if fmt == "json":
-        records = json.loads(table.to_json(orient="records"))
-        return json.dumps(
-            {
-                "threshold": threshold,
-                "alpha": alpha,
-                "regressed": int((table["verdict"] == "regressed").sum()),
-                "drifted": int((table["verdict"] == "drifted").sum()),
-                "machines": machines,
-                "benchmarks": records,
-            },
-            indent=2,
-        )
-    header_note = (machines or {}).get("note")
+        return _json(table, threshold, alpha, machines)
     header = ["benchmark", "case", "base", "head", "ratio [CI]", "p", "verdict"]
     body = [
         [r["benchmark"], r["case"], *measured_cells(r), r["verdict"]] for _, r in table.iterrows()
     ]
-    if table.attrs.get("gate"):
-        from copybench.suite.stats import processes_for
-
-        timed = table[table["benchmark"].isin(("gate", "gate-relative"))]
-        n = int(timed["processes"].min()) if len(timed) else 0
-        how = (
-            f"{n} rounds of one fresh process per side, back to back, in a random order "
-            f"balanced over the rounds; ratio = Hodges-Lehmann estimate over rounds of the "
-            f"head/base process medians, {(1 - alpha) * 100:.4g}% CI, exact rank-sum p between "
-            "the two orders, Holm-adjusted; regressed = significant and the estimate beyond "
-            f"the threshold; {processes_for(alpha, len(timed))} rounds needed "
-            f"for a verdict on {len(timed)} tests; gate-relative: each process's time over "
-            "its in-process reference (a mul over the same bytes), judged the same way, "
-            "beside the raw time"
-        )
-        if (table["benchmark"] == "gate-instructions").any():
-            seen = table.attrs.get("instruction_env")
-            how += (
-                "; gate-instructions: callgrind instructions per call, one count per side, "
-                "exact, judged by the instruction threshold "
-                f"({table.attrs.get('instruction_threshold', 0.02):.0%}) alone"
-                + (f"; the counts saw the sides' {', '.join(seen)}" if seen else "")
-            )
-        if (table["benchmark"] == "gate-semantics").any():
-            how += "; gate-semantics: `copybench semantics` differs between the sides (drifted)"
-    else:
-        how = (
-            "compared across runs: each side is one run, one process per case, so wall "
-            "times get no verdict (too few processes: time both with `copybench gate`); "
-            "instruction counts are judged by the threshold alone"
-        )
-    note = f"{summary_line(table)} (threshold {threshold:.0%}, alpha {alpha:g}; {how})"
-    if fmt == "markdown":
-        lines = [
-            "### copybench compare",
-            "",
-            *([f"**{header_note}**", ""] if header_note else []),
-            note,
-            "",
-            "| " + " | ".join(header) + " |",
-            "|" + "---|" * len(header),
-        ]
-        for cells in body:
-            cells[-1] = f"**{cells[-1]}**" if cells[-1] in ("regressed", "drifted") else cells[-1]
-            lines.append(
-                "| "
-                + " | ".join(f"`{cells[1]}`" if i == 1 else c for i, c in enumerate(cells))
-                + " |"
-            )
-        return "\n".join(lines)
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
-    lines = [
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in (header, *body)
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join([*([header_note, ""] if header_note else []), *lines, "", note])
+    note = (
+        f"{summary_line(table)} (threshold {threshold:.0%}, alpha {alpha:g}; {_how(table, alpha)})"
+    )
+    lay_out = _markdown if fmt == "markdown" else _text
+    return lay_out(header, body, note, (machines or {}).get("note"))

@@ -17,19 +17,21 @@ from typing import Any
 
 import pandas as pd
 
+from copybench.formats import (
+    ASV_INDEX_FILES,
+    ENV_SUFFIX,
+    PAIRED_SUFFIX,
+    PYTEST_BENCHMARK_STORAGE,
+    ResultsError,
+    is_pytest_benchmark,
+    read_env_sidecar,
+    read_paired,
+)
 from copybench.suite import cases
-
-# Sidecar written next to an asv results file by ``copybench run``: asv records the exact
-# torch version only for matrix environments, not for ``--python=same`` runs.
-ENV_SUFFIX = ".copybench-env"
 
 # The tidy table's columns, and the hardware among them: declared in cases.py.
 COLUMNS = list(cases.COLUMNS)
 HARDWARE = cases.HARDWARE_COLUMNS
-
-
-class ResultsError(ValueError):
-    """Missing, unreadable or malformed results; the message names the path."""
 
 
 def _decode(value: str) -> Any:
@@ -52,8 +54,7 @@ def _unit(metric: str, declared: str | None) -> str:
 def _asv_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
-    skip = {"machine.json", "benchmarks.json"}
-    return sorted(p for p in path.rglob("*.json") if p.name not in skip)
+    return sorted(p for p in path.rglob("*.json") if p.name not in ASV_INDEX_FILES)
 
 
 def _benchmarks_json(path: Path) -> dict:
@@ -65,51 +66,6 @@ def _benchmarks_json(path: Path) -> dict:
             except (OSError, json.JSONDecodeError):
                 return {}
     return {}
-
-
-def write_env_sidecar(results_file: Path, info: dict) -> Path:
-    """Write ``info`` beside an asv results file, atomically."""
-    target = results_file.with_name(results_file.name + ENV_SUFFIX)
-    atomic_write_text(target, json.dumps(info, indent=2, sort_keys=True))
-    return target
-
-
-def atomic_write_text(target: Path, text: str) -> None:
-    """Write to a temporary name in the same folder, then rename over ``target``."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def read_env_sidecar(results_file: Path) -> dict:
-    f = results_file.with_name(results_file.name + ENV_SUFFIX)
-    try:
-        return json.loads(f.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-# Beside a night's asv results, the gate's results (``copybench compare`` reads them alone).
-GATE_SUFFIX = ".gate.json"
-
-
-def nights(archive: Path, machine: str | None = None) -> list[Path]:
-    """The nightly's archived nights (their asv results files, :mod:`copybench.jobs.nightly`),
-    oldest first; only ``machine``'s if given
-    (a night archived before machines were named counts as any machine's)."""
-    if not archive.is_dir():
-        return []
-    found = sorted(
-        p
-        for p in archive.glob("*.json")
-        if p.name != "benchmarks.json" and not p.name.endswith(GATE_SUFFIX)
-    )
-    if machine is None:
-        return found
-    return [p for p in found if read_env_sidecar(p).get("machine", machine) == machine]
 
 
 def _axis_names(name: str, bench_meta: dict, n: int) -> list[str]:
@@ -231,14 +187,6 @@ def _product(params: list[list[str]]) -> list[tuple[str, ...]]:
 # --- every results format, one table (``copybench report``) -------------------------------
 
 
-def is_pytest_benchmark(f: Path) -> bool:
-    try:
-        data = json.loads(f.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(data, dict) and "machine_info" in data and "benchmarks" in data
-
-
 def _classify(path: Path) -> tuple[list[Path], list[Path]]:
     """(asv results files, pytest-benchmark JSON files) at ``path``, a file or a folder."""
     files = [path] if path.is_file() else _asv_files(path)
@@ -285,10 +233,6 @@ def load_results(paths: list[str | os.PathLike]) -> pd.DataFrame:
     return df
 
 
-# Beside an asv results file: the paired comparisons of the same run (copybench.measure.paired).
-PAIRED_SUFFIX = ".copybench-paired"
-
-
 def load_paired(paths: list[str | os.PathLike]) -> pd.DataFrame:
     """The paired comparisons stored beside the asv results files at ``paths``
     (``copybench run``, see :func:`copybench.measure.paired.measure_comparisons`): one row per
@@ -299,16 +243,14 @@ def load_paired(paths: list[str | os.PathLike]) -> pd.DataFrame:
         if not p.exists():
             continue
         for f in _classify(p)[0]:
-            side = f.with_name(f.name + PAIRED_SUFFIX)
-            if not side.is_file():
+            stored = read_paired(f)
+            if stored is None:
                 continue
+            env, records = stored
             try:
-                data = json.loads(side.read_text())
                 run = json.loads(f.read_text())
-                records = data["comparisons"]
-                env = data.get("environment") or {}
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
-                raise ResultsError(f"{side}: not a readable paired results file") from None
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                raise ResultsError(f"{f}: not a readable asv results file") from None
             params = run.get("params", {})
             for r in records:
                 nbytes = _nbytes(r.get("numel"), r.get("dtype"))
@@ -326,10 +268,12 @@ def load_paired(paths: list[str | os.PathLike]) -> pd.DataFrame:
 
 
 def load_environments(paths: list[str | os.PathLike]) -> list[dict[str, Any]]:
-    """One dict per results file: machine, environment, commit, torch and hardware.
+    """One dict per results file: machine, environment, commit, torch and hardware, and
+    what each copy method did on that torch (``semantics``, as ``copybench semantics
+    --json`` lists it; None where the run did not record it).
 
     asv's ``machine.json`` (beside each machine's results) gives CPU, cores, RAM and OS;
-    the ``copybench run`` sidecar gives the exact torch build, threads and GPU;
+    the ``copybench run`` sidecar gives the exact torch build, threads, GPU and semantics;
     pytest-benchmark JSON carries its own ``machine_info`` and ``commit_info``.
     """
     out = []
@@ -337,51 +281,57 @@ def load_environments(paths: list[str | os.PathLike]) -> list[dict[str, Any]]:
         if not p.exists():
             continue
         asv_files, pytest_files = _classify(p)
-        for f in asv_files:
-            try:
-                data = json.loads(f.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                continue
-            machine = _machine_json(f)
-            side = read_env_sidecar(f)
-            params = data.get("params", {})
-            out.append(
-                {
-                    "source": "asv",
-                    "file": str(f),
-                    "machine": params.get("machine", machine.get("machine", "unknown")),
-                    "env": data.get("env_name"),
-                    "commit": data.get("commit_hash"),
-                    "torch_version": _torch_version(data.get("env_name", ""), params, side),
-                    "torch_git": side.get("torch_git"),
-                    "python": side.get("python") or params.get("python"),
-                    **_asv_hardware(f, params, side),
-                    "ram": machine.get("ram"),
-                    "os": machine.get("os"),
-                    "threads_default": side.get("threads_default"),
-                }
-            )
-        for f in pytest_files:
-            data = json.loads(f.read_text())
-            mi, ci = data.get("machine_info", {}), data.get("commit_info", {})
-            extra = mi.get("copybench", {}) if isinstance(mi.get("copybench"), dict) else {}
-            out.append(
-                {
-                    "source": "pytest-benchmark",
-                    "file": str(f),
-                    "machine": mi.get("node", "unknown"),
-                    "env": f"torch-{extra.get('torch_version') or 'unknown'}",
-                    "commit": extra.get("git_hash") or ci.get("id"),
-                    "torch_version": extra.get("torch_version"),
-                    "torch_git": extra.get("torch_git"),
-                    "python": mi.get("python_version"),
-                    **_pytest_hardware(mi),
-                    "ram": None,
-                    "os": mi.get("system"),
-                    "threads_default": extra.get("threads_default"),
-                }
-            )
+        out += [e for e in map(_asv_environment, asv_files) if e is not None]
+        out += [_pytest_environment(f) for f in pytest_files]
     return out
+
+
+def _asv_environment(f: Path) -> dict[str, Any] | None:
+    """:func:`load_environments`' dict of an asv results file (None: not readable)."""
+    try:
+        data = json.loads(f.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    machine = _machine_json(f)
+    side = read_env_sidecar(f)
+    params = data.get("params", {})
+    return {
+        "source": "asv",
+        "file": str(f),
+        "machine": params.get("machine", machine.get("machine", "unknown")),
+        "env": data.get("env_name"),
+        "commit": data.get("commit_hash"),
+        "torch_version": _torch_version(data.get("env_name", ""), params, side),
+        "torch_git": side.get("torch_git"),
+        "python": side.get("python") or params.get("python"),
+        **_asv_hardware(f, params, side),
+        "ram": machine.get("ram"),
+        "os": machine.get("os"),
+        "threads_default": side.get("threads_default"),
+        "semantics": side.get("semantics"),
+    }
+
+
+def _pytest_environment(f: Path) -> dict[str, Any]:
+    """:func:`load_environments`' dict of a pytest-benchmark JSON file."""
+    data = json.loads(f.read_text())
+    mi, ci = data.get("machine_info", {}), data.get("commit_info", {})
+    extra = mi.get("copybench", {}) if isinstance(mi.get("copybench"), dict) else {}
+    return {
+        "source": "pytest-benchmark",
+        "file": str(f),
+        "machine": mi.get("node", "unknown"),
+        "env": f"torch-{extra.get('torch_version') or 'unknown'}",
+        "commit": extra.get("git_hash") or ci.get("id"),
+        "torch_version": extra.get("torch_version"),
+        "torch_git": extra.get("torch_git"),
+        "python": mi.get("python_version"),
+        **_pytest_hardware(mi),
+        "ram": None,
+        "os": mi.get("system"),
+        "threads_default": extra.get("threads_default"),
+        "semantics": extra.get("semantics"),
+    }
 
 
 # --- which machine measured them -------------------------------------------------------------
@@ -493,10 +443,6 @@ def _no_gpu(side: dict) -> str | None:
 
 
 # --- pytest-benchmark JSON (``tests/benchmarks``, ``--benchmark-json``) --------------------
-
-# Where pytest-benchmark saves runs (``--benchmark-storage``'s default), below the directory
-# it runs in: ``<machine id>/NNNN_<name>.json``.
-PYTEST_BENCHMARK_STORAGE = ".benchmarks"
 
 
 def saved_run(
