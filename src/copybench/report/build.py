@@ -13,13 +13,13 @@ matplotlib.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,82 +29,14 @@ DEFAULT_OUT = Path("reports")
 DEFAULT_NAME = "latest"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``report`` subcommand."""
-    from copybench.cli import add_command
+def report_dest(out: Path, name: str) -> Path:
+    """Where the report called ``name`` goes under ``out``; ResultsError for a name that
+    is not a plain folder name."""
+    from copybench.formats import ResultsError
 
-    s = add_command(
-        sub,
-        "report",
-        help="write an HTML report (plots, findings, tidy table) from results",
-        description="Read asv results (files or folders, every machine and environment in "
-        "them), the paired comparisons stored beside them, and pytest-benchmark JSON files; "
-        "write reports/NAME/index.html with its plots and findings, and the tidy table as "
-        "CSV beside it. The page opens from disk, with no server and no network. About 15 s "
-        "for the default CPU suite's results.",
-        examples=[
-            "copybench report",
-            "copybench report .asv/results --name torch-2.13",
-            "copybench report base.json head.json --out /tmp/reports --name pytest",
-        ],
-    )
-    s.add_argument(
-        "results",
-        nargs="*",
-        type=Path,
-        metavar="RESULTS",
-        help=f"asv results folder/file or pytest-benchmark JSON (default: {DEFAULT_RESULTS})",
-    )
-    s.add_argument("--name", default=DEFAULT_NAME, help=f"report name (default: {DEFAULT_NAME})")
-    s.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"parent folder (default: {DEFAULT_OUT}/)"
-    )
-    s.add_argument(
-        "--asv-html",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="asv's published HTML to link to (default: .asv/html beside the results, if any)",
-    )
-    s.add_argument(
-        "--nights",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="the nightly's archive, drawn as trends (default: .asv/nightly beside the "
-        "results, if it holds nights)",
-    )
-    s.add_argument(
-        "--reference-machine",
-        default=None,
-        metavar="NAME",
-        help="the machine the others are set against (default: the first by name)",
-    )
-    s.add_argument(
-        "--allow-different-machines",
-        action="store_true",
-        help="build one report over results from different CPU or GPU models (the "
-        "nightly's merged matrix); refused otherwise",
-    )
-    s.set_defaults(func=cmd_report)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from copybench.results.tidy import ResultsError
-
-    name = args.name
     if not name or name in (".", "..") or "/" in name or os.sep in name:
         raise ResultsError(f"--name must be a plain folder name, got {name!r}")
-    built = build_report(
-        args.results or [DEFAULT_RESULTS],
-        args.out / name,
-        args.asv_html,
-        nights=args.nights,
-        reference_machine=args.reference_machine,
-        allow_different_machines=args.allow_different_machines,
-    )
-    print(f"copybench: report written to {built.index}")
-    return 0
+    return out / name
 
 
 @dataclass(frozen=True)
@@ -129,7 +61,8 @@ def _find_asv_html(results: list[Path]) -> Path | None:
 def _check_machines(df: pd.DataFrame, machines: list[str]) -> None:
     """Refuse results from several CPU models or GPU models: a page that sets them side by
     side reads as a comparison, which only ``--allow-different-machines`` asks for."""
-    from copybench.results.tidy import ResultsError, machine_identity
+    from copybench.formats import ResultsError
+    from copybench.results.tidy import machine_identity
 
     ids = [machine_identity(df[df["machine"] == m]) for m in machines]
     for field, what in (("cpu", "CPU models"), ("gpu", "GPU models")):
@@ -145,7 +78,7 @@ def _check_machines(df: pd.DataFrame, machines: list[str]) -> None:
 def _find_nights(results: list[Path]) -> Path | None:
     """The nightly's archive beside a results folder (``.asv/results`` -> ``.asv/nightly``),
     where it holds nights."""
-    from copybench.results.tidy import nights
+    from copybench.formats import nights
 
     for r in results:
         base = r if r.is_dir() else r.parent
@@ -153,6 +86,68 @@ def _find_nights(results: list[Path]) -> Path | None:
             if d.name == "results" and nights(d.parent / "nightly"):
                 return d.parent / "nightly"
     return None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a report is built from, read and checked before anything is written."""
+
+    df: pd.DataFrame
+    paired: pd.DataFrame
+    envs: list[dict]
+    nights: Any = None  # table.Nights, where the archive holds nights
+
+
+def _inputs(
+    paths: list[Path],
+    nights: str | os.PathLike | None,
+    reference_machine: str | None,
+    allow_different_machines: bool,
+) -> Inputs:
+    """The results, their paired comparisons, environments and nights; ResultsError for
+    missing or malformed ones, machines that differ unasked, an unknown reference."""
+    from copybench.formats import ResultsError
+    from copybench.report.table import load_nights
+    from copybench.results.tidy import load_environments, load_paired, load_results
+
+    df = load_results(paths)
+    paired = load_paired(paths)
+    archive = Path(nights) if nights is not None else _find_nights(paths)
+    night_data = load_nights(archive) if archive is not None else None
+    machines = sorted(set(df["machine"]))
+    if not allow_different_machines:
+        _check_machines(df, machines)
+    if reference_machine is not None and reference_machine not in machines:
+        raise ResultsError(
+            f"--reference-machine {reference_machine!r}: not a machine of these results "
+            f"(they hold {', '.join(map(repr, machines))})"
+        )
+    return Inputs(df, paired, load_environments(paths), night_data)
+
+
+def _asv_link(asv_html: str | os.PathLike | None, paths: list[Path], dest: Path) -> str | None:
+    """asv's published page, relative to the report's folder; None where there is none."""
+    target = Path(asv_html) if asv_html else _find_asv_html(paths)
+    if target is None:
+        return None
+    if target.is_dir():
+        target = target / "index.html"
+    return os.path.relpath(target.resolve(), dest.resolve()) if target.is_file() else None
+
+
+def _atomically(dest: Path, write: Callable[[Path], list[str]]) -> list[str]:
+    """``write`` into a temporary folder beside ``dest``, then rename it into place; on
+    any error (bad input included) nothing is left behind."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report is for reading
+    try:
+        out = write(tmp)
+        _replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
 
 
 def build_report(
@@ -175,48 +170,11 @@ def build_report(
     import time
 
     t0 = time.perf_counter()
-    from copybench.report.table import load_nights
-    from copybench.results.tidy import ResultsError, load_environments, load_paired, load_results
-
     paths = [Path(p) for p in results]
     dest = Path(dest)
-    df = load_results(paths)  # raises ResultsError before anything is written
-    paired = load_paired(paths)
-    archive = Path(nights) if nights is not None else _find_nights(paths)
-    night_data = load_nights(archive) if archive is not None else None
-    machines = sorted(set(df["machine"]))
-    if not allow_different_machines:
-        _check_machines(df, machines)
-    if reference_machine is not None and reference_machine not in machines:
-        raise ResultsError(
-            f"--reference-machine {reference_machine!r}: not a machine of these results "
-            f"(they hold {', '.join(map(repr, machines))})"
-        )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report is for reading
-    try:
-        asv_link = None
-        target = Path(asv_html) if asv_html else _find_asv_html(paths)
-        if target is not None:
-            if target.is_dir():
-                target = target / "index.html"
-            if target.is_file():
-                asv_link = os.path.relpath(target.resolve(), dest.resolve())
-        slugs = _write(
-            df,
-            paired,
-            load_environments(paths),
-            tmp,
-            dest.name,
-            asv_link,
-            night_data,
-            reference_machine,
-        )
-        _replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    inputs = _inputs(paths, nights, reference_machine, allow_different_machines)
+    link = _asv_link(asv_html, paths, dest)
+    slugs = _atomically(dest, lambda tmp: _write(inputs, tmp, dest.name, link, reference_machine))
     return Built(dest / "index.html", dest / CSV_NAME, slugs, time.perf_counter() - t0)
 
 
@@ -234,48 +192,60 @@ def _replace(tmp: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write(
-    df,
-    paired,
-    envs: list[dict],
-    folder: Path,
-    name: str,
-    asv_link: str | None,
-    nights=None,
-    reference_machine: str | None = None,
-) -> list[str]:
-    import datetime
+def _rendered(made: Iterable[Any]) -> list[Any]:
+    """Plots (:mod:`.plots`) as PNGs for the page."""
     import io
 
-    import torch
+    from copybench.report import html
 
-    from copybench.report import html, plots, table
-    from copybench.report.findings import decisions, findings
-    from copybench.results.tidy import atomic_write_text
-    from copybench.suite.semantics import probe_all
+    out = []
+    for p in made:
+        buf = io.BytesIO()
+        p.figure.savefig(buf, format="png", dpi=90)
+        # Inlined only: the page is self-contained, and a second copy on disk would
+        # double what a report stores (each PNG can be saved from the page).
+        out.append(html.RenderedPlot(p.slug, p.title, p.caption, buf.getvalue()))
+    return out
 
-    paired = table.paired_latest(paired)
 
-    def render(made) -> list[html.RenderedPlot]:
-        out = []
-        for p in made:
-            buf = io.BytesIO()
-            p.figure.savefig(buf, format="png", dpi=90)
-            # Inlined only: the page is self-contained, and a second copy on disk would
-            # double what a report stores (each PNG can be saved from the page).
-            out.append(html.RenderedPlot(p.slug, p.title, p.caption, buf.getvalue()))
-        return out
-
-    rendered = render(plots.all_plots(df, paired))
-    trends = render(plots.trend_plots(nights)) if nights is not None else []
-    trends_note = _trends_note(nights, trends)
-    csv = table.csv_table(df)
-    atomic_write_text(folder / CSV_NAME, csv.to_csv(index=False))
+def _with_threads(envs: list[dict], df: pd.DataFrame) -> list[dict]:
+    """Each environment with the thread counts its rows were measured with."""
     for e in envs:
         mine = df[(df["machine"] == e["machine"]) & (df["env"] == e["env"])]
         e["threads"] = ", ".join(str(t) for t in sorted(mine["threads"].dropna().unique(), key=str))
+    return envs
+
+
+def semantics_runs(envs: list[dict]) -> list[dict]:
+    """What each copy did, per machine and torch, as the results recorded it when they were
+    measured (:func:`copybench.results.tidy.load_environments`): one ``{machine,
+    torch_version, observations}`` per pair, ``observations`` None where no results file of
+    that machine and torch recorded any (written before copybench recorded them).  Never
+    observed here: the torch that builds a report need not be the one that measured."""
+    runs: dict[tuple[str, str], list[dict] | None] = {}
+    for e in envs:
+        key = (str(e.get("machine")), str(e.get("torch_version") or "unknown"))
+        recorded = e.get("semantics")
+        runs[key] = recorded if isinstance(recorded, list) else runs.get(key)
+    return [{"machine": m, "torch_version": t, "observations": obs} for (m, t), obs in runs.items()]
+
+
+def _write(
+    inputs: Inputs, folder: Path, name: str, asv_link: str | None, reference_machine: str | None
+) -> list[str]:
+    import datetime
+
+    from copybench.formats import atomic_write_text
+    from copybench.report import html, plots, table
+    from copybench.report.findings import decisions, findings
+
+    df, paired = inputs.df, table.paired_latest(inputs.paired)
+    rendered = _rendered(plots.all_plots(df, paired))
+    trends = _rendered(plots.trend_plots(inputs.nights)) if inputs.nights is not None else []
+    atomic_write_text(folder / CSV_NAME, table.csv_table(df).to_csv(index=False))
+    envs = _with_threads(inputs.envs, df)
     status = df["status"].value_counts()
-    semantics = _semantics(probe_all)
+    semantics = semantics_runs(envs)
     page = html.render(
         name=name,
         generated=datetime.datetime.now().isoformat(timespec="seconds"),
@@ -284,14 +254,13 @@ def _write(
         decisions=decisions(paired, semantics),
         warning=_control_warning(paired),
         semantics=semantics,
-        semantics_torch=torch.__version__,
         plots=rendered,
         tidy=table.latest(df).drop(columns=["samples"]),
         csv_file=CSV_NAME,
         asv_html=asv_link,
         counts={k: int(status.get(k, 0)) for k in ("ok", "skipped", "failed")},
         trends=trends,
-        trends_note=trends_note,
+        trends_note=_trends_note(inputs.nights, trends),
         across=table.across_machines(df, reference_machine),
         machines=_machines(df, envs, reference_machine),
     )
@@ -365,16 +334,3 @@ def _control_warning(paired) -> str | None:
         "changed under this run's measurements (a neighbour's load, frequency, memory placement): "
         "differences of that size on this page are not the code's."
     )
-
-
-def _semantics(probe_all) -> list[dict] | str:
-    """The observed semantics table, or why it could not be observed: a broken probe is
-    the semantics checks' failure to report, not a reason to withhold the measurements."""
-    import sys
-
-    try:
-        return [o.as_dict() for o in probe_all()]
-    except Exception as e:  # noqa: BLE001
-        msg = f"the semantics probe failed: {type(e).__name__}: {e}"
-        print(f"copybench: warning: {msg}", file=sys.stderr)
-        return msg

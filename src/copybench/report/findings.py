@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from copybench.report import table
-from copybench.suite.cases import HEADLINE_BYTES, MODELS, PAIRS, ROOF, TRACKED, UNTRACKED
+from copybench.suite.cases import DEEPCOPY, HEADLINE_BYTES, MODELS, PAIRS, ROOF, TRACKED, UNTRACKED
 from copybench.suite.methods import METHODS
 from copybench.suite.stats import UNSTABLE_RELATIVE_IQR
 from copybench.suite.units import (
@@ -117,17 +117,16 @@ def paired_findings(paired: pd.DataFrame, multi: bool = False) -> list[Finding]:
             out.append(Finding(text, "overhead"))
         c = table.beside_control(pm, "clone_vs_copy_into").sort_values("nbytes")
         if not c.empty:
+            roof, clone = PAIRS["clone_vs_copy_into"]
             parts = [f"at {format_bytes(r['nbytes'])} {cost_text(r)}" for _, r in c.iterrows()]
             out.append(
                 Finding(
-                    f"{_code('clone')} against {_code(ROOF)} into a buffer that already "
+                    f"{_code(clone)} against {_code(roof)} into a buffer that already "
                     f"exists (float32{where}): " + "; ".join(parts) + "."
                 )
             )
-        for pair, other in (
-            ("deepcopy_vs_snapshot", "state_dict_snapshot"),
-            ("deepcopy_vs_load_state_dict", "load_state_dict_existing"),
-        ):
+        for pair in ("deepcopy_vs_snapshot", "deepcopy_vs_load_state_dict"):
+            other, deepcopy = PAIRS[pair]
             m = table.beside_control(pm, pair)
             if m.empty:
                 continue
@@ -137,9 +136,7 @@ def paired_findings(paired: pd.DataFrame, multi: bool = False) -> list[Finding]:
             parts = [f"{r['model']} {cost_text(r)}" for _, r in m.iterrows()]
             out.append(
                 Finding(
-                    f"{_code('deepcopy_module')} against {_code(other)}{where}: "
-                    + "; ".join(parts)
-                    + "."
+                    f"{_code(deepcopy)} against {_code(other)}{where}: " + "; ".join(parts) + "."
                 )
             )
     return out
@@ -211,7 +208,7 @@ def _modules(mods: pd.DataFrame, multi: bool) -> list[Finding]:
                 continue
             few = s.loc[s["n_tensors"].idxmin()]
             many = s.loc[s["n_tensors"].idxmax()]
-            if method != "deepcopy_module":
+            if method != DEEPCOPY:
                 continue
             out.append(
                 Finding(
@@ -315,10 +312,10 @@ SITUATIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _caveat(method: str, semantics: list[dict] | str) -> str:
-    observed = None
-    if isinstance(semantics, list):
-        observed = next((o["observed"] for o in semantics if o["method"] == method), None)
+def _caveat(method: str, observations: list[dict] | None) -> str:
+    """What ``method`` does, as observed when the results were measured; where they did not
+    record it, as the registry declares it, and the sentence says so."""
+    observed = next((o["observed"] for o in observations or [] if o["method"] == method), None)
     s = observed or METHODS[method].semantics.as_dict()
     parts = [
         "new storage" if s["new_storage"] else "shares storage with the source",
@@ -326,10 +323,24 @@ def _caveat(method: str, semantics: list[dict] | str) -> str:
     ]
     if s["grad_flows"]:
         parts.append("gradients flow back to the source")
-    return f"{_code(method)}: " + ", ".join(parts) + f" (observed). {METHODS[method].doc}"
+    how = "observed" if observed else "declared; these results did not record what it did"
+    return f"{_code(method)}: " + ", ".join(parts) + f" ({how}). {METHODS[method].doc}"
 
 
-def decisions(paired: pd.DataFrame, semantics: list[dict] | str) -> list[Decision]:
+def _observations(semantics: list[dict], machine: str, torch_version: str) -> list[dict] | None:
+    """What the results recorded for ``machine`` under ``torch_version``
+    (:func:`copybench.report.build.semantics_runs`), or None."""
+    return next(
+        (
+            r["observations"]
+            for r in semantics
+            if r["machine"] == machine and r["torch_version"] == torch_version
+        ),
+        None,
+    )
+
+
+def decisions(paired: pd.DataFrame, semantics: list[dict]) -> list[Decision]:
     """The decision table, from the paired comparisons: for each situation, the side that
     costs less wherever the CIs resolve a difference (both, where they never do)."""
 
@@ -367,8 +378,9 @@ def decisions(paired: pd.DataFrame, semantics: list[dict] | str) -> list[Decisio
                 f"{label(r)} {cost_text(r)}"
                 for _, r in rows.loc[sorted(picks, key=list(rows.index).index)].iterrows()
             )
+            observed = _observations(semantics, machine, str(pm["torch_version"].iloc[0]))
             caveat = " ".join(
-                _caveat(m, semantics) for m in ([cheaper] if cheaper else [base, head])
+                _caveat(m, observed) for m in ([cheaper] if cheaper else [base, head])
             )
             where = f" ({machine})" if multi else ""
             out.append(Decision(situation + where, code, cost, f"{caveat} {note}".strip()))

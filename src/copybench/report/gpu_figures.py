@@ -28,26 +28,35 @@ def _signed_pct(pct: float) -> str:
 
 
 def format_figures(fig: dict) -> str:
-    """The README's GPU section body (markdown) from :func:`copybench.measure.gpu.measure`'s
-    result."""
+    """The README's GPU section body (markdown) from
+    :func:`copybench.measure.gpu.measure`'s result."""
+    parts = (_device, _bandwidth, _overhead, _host_to_device, _peak)
+    return "\n".join(line for part in parts for line in part(fig))
+
+
+def _device(fig: dict) -> list[str]:
+    d = fig["device"]
+    return [
+        f"GPU: **{d['gpu']}** ({format_bytes(d['memory_bytes'])}, compute capability "
+        f"{d['capability']}, {d['multiprocessors']} SMs), driver {d.get('driver') or 'unknown'}, "
+        f"torch {d['torch']} (CUDA {d['cuda']}); {fig['processes']} fresh processes, each "
+        "figure the median over processes of each process's median, the range over processes "
+        "beside it.",
+        "",
+    ]
+
+
+def _bandwidth(fig: dict) -> list[str]:
     from copybench.measure.gpu import BATCH
 
     d = fig["device"]
-    n = fig["processes"]
-    lines = [
-        f"GPU: **{d['gpu']}** ({format_bytes(d['memory_bytes'])}, compute capability "
-        f"{d['capability']}, {d['multiprocessors']} SMs), driver {d.get('driver') or 'unknown'}, "
-        f"torch {d['torch']} (CUDA {d['cuda']}); {n} fresh processes, each figure the median "
-        "over processes of each process's median, the range over processes beside it.",
-        "",
-    ]
     peak = d.get("peak_bandwidth")
     peak_text = (
         f"peak {format_bandwidth(peak)} ({d['peak_bandwidth_from']})"
         if peak
         else "peak unknown (the driver did not report memory clock and bus width)"
     )
-    lines += [
+    lines = [
         f"Device-to-device, 256 MiB float32, CUDA events over batches of {BATCH}; "
         f"bandwidth counts bytes read plus written; {peak_text}:",
         "",
@@ -60,7 +69,11 @@ def format_figures(fig: dict) -> str:
             f"| `{METHODS[method].code}` | {format_seconds(b['seconds']['median'])} | "
             f"{_range(b['seconds'])} | {format_bandwidth(b['bandwidth'])} | {of_peak} |"
         )
-    lines += [
+    return lines
+
+
+def _overhead(fig: dict) -> list[str]:
+    lines = [
         "",
         "Tracked-clone overhead, `x.clone().detach()` over `x.detach().clone()`, float32 leaf "
         "that requires grad; paired ABBA blocks, quads of all processes pooled, 95% CI over "
@@ -82,8 +95,13 @@ def format_figures(fig: dict) -> str:
             f"{format_seconds(o['overhead_ns'] * 1e-9, signed=True)} | "
             f"{_signed_pct(min(each))} to {_signed_pct(max(each))} |"
         )
+    return lines
+
+
+def _host_to_device(fig: dict) -> list[str]:
+    d = fig["device"]
     pcie = d.get("peak_pcie_bandwidth")
-    lines += [
+    lines = [
         "",
         f"Host-to-device, 64 MiB float32 ({d.get('pcie') or 'PCIe link unknown'}"
         + (f", peak {format_bandwidth(pcie)} per direction" if pcie else "")
@@ -101,9 +119,13 @@ def format_figures(fig: dict) -> str:
             f" | {format_bandwidth(h['bandwidth'])} | "
             f"{format_seconds(h['host_seconds']['median'])} | {_range(h['host_seconds'])} |"
         )
+    return lines
+
+
+def _peak(fig: dict) -> list[str]:
     model = MODELS[PEAK_MODEL]
     first = next(iter(fig["peak"].values()))
-    lines += [
+    lines = [
         "",
         f"GPU peak memory of a module copy, model `{PEAK_MODEL}` ({model.n_params:,} "
         f"parameters, {format_bytes(first['model_bytes'])}): `torch.cuda.max_memory_allocated`"
@@ -118,4 +140,4 @@ def format_figures(fig: dict) -> str:
             f"| `{METHODS[method].code.splitlines()[-1]}` | {format_bytes(p['bytes'])} | "
             f"{ratio} | {'yes' if p['min'] == p['max'] else 'no'} |"
         )
-    return "\n".join(lines)
+    return lines

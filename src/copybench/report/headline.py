@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from copybench.results.tidy import ResultsError
+from copybench.formats import ResultsError
 from copybench.suite import cases
 from copybench.suite.methods import METHODS
 from copybench.suite.units import format_bytes, format_seconds

@@ -88,9 +88,7 @@ def environment_table(envs: list[dict]) -> str:
     return _table([c for c, _ in cols], rows)
 
 
-def semantics_table(observations: list[dict] | str) -> str:
-    if isinstance(observations, str):
-        return f'<p class="mismatch">{esc(observations)}</p>'
+def semantics_table(observations: list[dict]) -> str:
     props = list(observations[0]["declared"]) if observations else []
     headers = ["method", "kind", "code", *props]
     body = []
@@ -114,6 +112,32 @@ def semantics_table(observations: list[dict] | str) -> str:
         body.append(f"<tr>{''.join(cells)}</tr>")
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def semantics_section(runs: list[dict]) -> str:
+    """What each copy does, per machine and torch, as the results recorded it when they were
+    measured (``runs``: :func:`copybench.report.build.semantics_runs`), and which runs did
+    not record it.  Nothing is observed at render time: the torch that builds a report need
+    not be the one that measured."""
+    recorded = [r for r in runs if r["observations"] is not None]
+    missing = [r for r in runs if r["observations"] is None]
+    parts = [
+        "<p>Observed by <code>copybench semantics</code> when the results were measured, on "
+        "the torch that measured them, from a float32 leaf that requires grad; a red cell "
+        "contradicts the registry.</p>"
+    ]
+    for r in recorded:
+        parts.append(f"<h3>{esc(r['machine'])}, torch {esc(r['torch_version'])}</h3>")
+        parts.append(semantics_table(r["observations"]))
+    if missing:
+        which = ", ".join(f"{r['machine']} (torch {r['torch_version']})" for r in missing)
+        parts.append(
+            f"<p>Not recorded by the results of {esc(which)}: they were written before "
+            "copybench recorded, at run time, what each copy did (<code>copybench run</code> "
+            "records it now). This page does not observe it again: the torch that builds a "
+            "report need not be the one that measured.</p>"
+        )
+    return "\n".join(parts)
 
 
 # The page's tidy table: the case key (with each tensor's bytes), the median and its spread
@@ -252,6 +276,63 @@ def _across(across: pd.DataFrame | None, machines: list[dict]) -> str:
     )
 
 
+def _asv_section(asv_html: str | None) -> str:
+    if asv_html:
+        return (
+            f'<p>asv\'s own published HTML (time series per benchmark): <a href="{esc(asv_html)}">'
+            f"{esc(asv_html)}</a></p>"
+        )
+    return "<p>No published asv HTML was found (run <code>asv publish</code> to make one).</p>"
+
+
+def _plots_section(plots: list[RenderedPlot]) -> str:
+    toc = "".join(f'<li><a href="#plot-{esc(p.slug)}">{esc(p.title)}</a></li>' for p in plots)
+    return f"""<h2 id="plots">Plots</h2>
+<ul>{toc}</ul>
+{"".join(_figure(p) for p in plots)}"""
+
+
+def _head(name: str, warning: str | None) -> str:
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>copybench report: {esc(name)}</title>
+<style>{CSS}</style>
+</head>
+<body>
+<h1>copybench report: {esc(name)}</h1>
+{f'<p class="warning">Warning: {esc(warning)}</p>' if warning else ""}"""
+
+
+def _answers(
+    decisions: list[Decision],
+    findings: list[Finding],
+    plots: list[RenderedPlot],
+    generated: str,
+    counts: dict[str, int],
+) -> str:
+    return f"""<h2 id="decide">Which copy should I use?</h2>
+<p>Each answer comes from a paired measurement: the two copies alternate in short blocks in
+several fresh processes, and the CI resamples whole processes. A difference whose CI does
+not clear zero by more than the controls' tolerance (2 points) is called indistinguishable
+here.</p>
+{decision_table(decisions)}
+<h2 id="findings">Findings</h2>
+<ul>{"".join(_finding(f, plots) for f in findings)}</ul>
+<p>Generated {esc(generated)} from {counts["ok"]:,} measurements ({counts["skipped"]:,}
+skipped cases, {counts["failed"]:,} failed).</p>"""
+
+
+def _tidy_section(tidy: pd.DataFrame, csv_file: str) -> str:
+    return f"""<h2 id="table">Tidy table</h2>
+<details><summary>One row per measurement (successful ones; unstable rows shaded). All rows,
+skips and failures included, are in <a href="{esc(csv_file)}">{esc(csv_file)}</a>.</summary>
+{tidy_table(tidy)}
+</details>"""
+
+
 def render(
     *,
     name: str,
@@ -260,8 +341,7 @@ def render(
     findings: list[Finding],
     decisions: list[Decision],
     warning: str | None,
-    semantics: list[dict] | str,
-    semantics_torch: str,
+    semantics: list[dict],
     plots: list[RenderedPlot],
     tidy: pd.DataFrame,
     csv_file: str,
@@ -273,53 +353,18 @@ def render(
     machines: Sequence[dict] = (),
 ) -> str:
     """The whole page; every argument's strings are escaped here."""
-    asv = (
-        f'<p>asv\'s own published HTML (time series per benchmark): <a href="{esc(asv_html)}">'
-        f"{esc(asv_html)}</a></p>"
-        if asv_html
-        else "<p>No published asv HTML was found (run <code>asv publish</code> to make one).</p>"
-    )
-    toc = "".join(f'<li><a href="#plot-{esc(p.slug)}">{esc(p.title)}</a></li>' for p in plots)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>copybench report: {esc(name)}</title>
-<style>{CSS}</style>
-</head>
-<body>
-<h1>copybench report: {esc(name)}</h1>
-{f'<p class="warning">Warning: {esc(warning)}</p>' if warning else ""}
-<h2 id="decide">Which copy should I use?</h2>
-<p>Each answer comes from a paired measurement: the two copies alternate in short blocks in
-several fresh processes, and the CI resamples whole processes. A difference whose CI does
-not clear zero by more than the controls' tolerance (2 points) is called indistinguishable
-here.</p>
-{decision_table(decisions)}
-<h2 id="findings">Findings</h2>
-<ul>{"".join(_finding(f, plots) for f in findings)}</ul>
-<p>Generated {esc(generated)} from {counts["ok"]:,} measurements ({counts["skipped"]:,}
-skipped cases, {counts["failed"]:,} failed).</p>
-<h2 id="plots">Plots</h2>
-<ul>{toc}</ul>
-{"".join(_figure(p) for p in plots)}
+    return f"""{_head(name, warning)}
+{_answers(decisions, findings, plots, generated, counts)}
+{_plots_section(plots)}
 {trends_section(list(trends), trends_note)}
 {_across(across, list(machines))}
 <h2 id="environment">Environment</h2>
 {environment_table(envs)}
 <h2 id="semantics">What each copy does</h2>
-<p>Observed by <code>copybench semantics</code> on torch {esc(semantics_torch)} (the torch that
-built this report), from a float32 leaf that requires grad; a red cell contradicts the
-registry.</p>
-{semantics_table(semantics)}
-<h2 id="table">Tidy table</h2>
-<details><summary>One row per measurement (successful ones; unstable rows shaded). All rows,
-skips and failures included, are in <a href="{esc(csv_file)}">{esc(csv_file)}</a>.</summary>
-{tidy_table(tidy)}
-</details>
+{semantics_section(semantics)}
+{_tidy_section(tidy, csv_file)}
 <h2 id="asv">asv</h2>
-{asv}
+{_asv_section(asv_html)}
 </body>
 </html>
 """

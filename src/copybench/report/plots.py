@@ -165,7 +165,7 @@ def _per_method(times: pd.DataFrame, title: str, y: str, ylabel: str) -> Figure:
             peak = d.loc[d["method"] == ROOF, "bandwidth"].max()
             ax.axhline(peak, color="black", linewidth=0.8, linestyle=":")
             ax.annotate(
-                f"copy_into peak {format_bandwidth(peak)}",
+                f"{ROOF} peak {format_bandwidth(peak)}",
                 (0.02, peak),
                 xycoords=("axes fraction", "data"),
                 textcoords="offset points",
@@ -282,52 +282,60 @@ def modules(mods: pd.DataFrame, title: str) -> Figure:
         rows.append((mem, "RSS growth during the copy" if "growth" in mem else "peak RSS"))
     for r, (metric, ylabel) in enumerate(rows):
         for c, (mask, xcol, xlabel) in enumerate(sweeps):
-            ax = axes[r][c]
             d = mods[mask & (mods["metric"] == metric)]
-            for method in [m for m in module_method_names() if m in set(d["method"])]:
-                g = d[d["method"] == method].sort_values(xcol)
-                vals = g["median"].astype(float)
-                keep = vals > 0  # log axis: a copy that grew RSS by 0 bytes has no point
-                _errorbar(
-                    ax,
-                    g[xcol][keep],
-                    vals[keep],
-                    g["q25"][keep],
-                    g["q75"][keep],
-                    method,
-                    label=_label(method),
-                    **_style(method),
-                )
-            if r == 1 and not d.empty:
-                x = sorted(set(d[xcol]))
-                n = dict(zip(d[xcol], d["n_params"], strict=True))
-                ax.plot(
-                    x,
-                    [n[v] * 4 for v in x],
-                    "k:",
-                    marker="_",
-                    markersize=14,
-                    label="float32 parameter bytes",
-                )
-            ax.set_xscale("log", base=10 if xcol == "n_params" else 2)
-            ax.xaxis.set_major_formatter(FuncFormatter(format_count))
-            ax.set_xlabel(f"{xlabel}, log scale")
-            ax.set_yscale("log")
-            ax.grid(True, which="major", alpha=0.3)
-            ax.yaxis.set_minor_formatter(NullFormatter())
-            if metric.startswith("time"):
-                ax.yaxis.set_major_formatter(FuncFormatter(format_seconds))
-                ax.set_title(f"time against {xlabel.split(' (')[0]}", fontsize="medium")
-            else:
-                ax.set_yscale("log", base=2)
-                ax.yaxis.set_major_locator(LogLocator(base=8))
-                ax.yaxis.set_minor_formatter(NullFormatter())
-                ax.yaxis.set_major_formatter(FuncFormatter(format_bytes))
-                ax.set_title(f"memory against {xlabel.split(' (')[0]}", fontsize="medium")
-            ax.set_ylabel(ylabel)
+            _module_panel(axes[r][c], d, metric, xcol, xlabel, ylabel, bytes_line=r == 1)
     fig.suptitle(_text(title))
     _legend_below(fig, list(axes.ravel()))
     return fig
+
+
+def _module_panel(
+    ax, d: pd.DataFrame, metric: str, xcol: str, xlabel: str, ylabel: str, bytes_line: bool
+) -> None:
+    """One panel of :func:`modules`: each method's ``metric`` against ``xcol``, with the
+    float32 parameter bytes beside memory."""
+    for method in [m for m in module_method_names() if m in set(d["method"])]:
+        g = d[d["method"] == method].sort_values(xcol)
+        vals = g["median"].astype(float)
+        keep = vals > 0  # log axis: a copy that grew RSS by 0 bytes has no point
+        _errorbar(
+            ax,
+            g[xcol][keep],
+            vals[keep],
+            g["q25"][keep],
+            g["q75"][keep],
+            method,
+            label=_label(method),
+            **_style(method),
+        )
+    if bytes_line and not d.empty:
+        x = sorted(set(d[xcol]))
+        n = dict(zip(d[xcol], d["n_params"], strict=True))
+        ax.plot(
+            x,
+            [n[v] * 4 for v in x],
+            "k:",
+            marker="_",
+            markersize=14,
+            label="float32 parameter bytes",
+        )
+    ax.set_xscale("log", base=10 if xcol == "n_params" else 2)
+    ax.xaxis.set_major_formatter(FuncFormatter(format_count))
+    ax.set_xlabel(f"{xlabel}, log scale")
+    ax.set_yscale("log")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    what = xlabel.split(" (")[0]
+    if metric.startswith("time"):
+        ax.yaxis.set_major_formatter(FuncFormatter(format_seconds))
+        ax.set_title(f"time against {what}", fontsize="medium")
+    else:
+        ax.set_yscale("log", base=2)
+        ax.yaxis.set_major_locator(LogLocator(base=8))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(format_bytes))
+        ax.set_title(f"memory against {what}", fontsize="medium")
+    ax.set_ylabel(ylabel)
 
 
 # --- torch versions ---------------------------------------------------------------------------
@@ -404,84 +412,113 @@ def all_plots(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> Iterator[
     machines = list(dict.fromkeys(cur["machine"]))
     multi = len(machines) > 1
     for machine in machines:
-        where = f" on {machine}" if multi else ""
-        tm = table.newest_torch(times[times["machine"] == machine])
+        at = (machine, multi)
         pt = paired[paired["machine"] == machine] if paired is not None and len(paired) else None
-        pt = pt[pt["pair"] == "tracked_clone"] if pt is not None else None
-        if pt is not None and not pt.empty:
-            n = int(pt["workers"].min())
-            yield Plot(
-                _slug("overhead", machine if multi else "", "cpu"),
-                f"Tracked-clone overhead: x.clone().detach() against x.detach().clone(){where}",
-                "What building (and discarding) the autograd node costs, measured paired: the "
-                "two statements alternate in ABBA blocks of about 2 ms, in "
-                f"{n} fresh processes; the band is the 95% CI of the median ratio, resampling "
-                "whole processes. Left: percent of detach().clone(); right: nanoseconds per "
-                "copy. Dashed: the control, the same two statements on a source that does not "
-                "require grad (both then do the same work): it should hug zero.",
-                paired_overhead(pt, f"Tracked-clone overhead, paired{where}"),
-                [TRACKED, UNTRACKED],
-                machine,
-                "cpu",
-            )
-        for (device, dtype), g in tm.groupby(["device", "dtype"], sort=False):
-            present = [m for m in tensor_method_names() if m in set(g["method"])]
-            yield Plot(
-                _slug("time", machine if multi else "", device, dtype),
-                f"Time per copy against size, {dtype} on {device}{where}",
-                "Median time of one copy (bars: interquartile range), log-log.",
-                time_vs_size(g, f"Time per copy, {dtype} tensors on {device}{where}"),
-                present,
-                machine,
-                device,
-                dtype,
-            )
-            copying = [m for m in present if m in table.copying_methods()]
-            yield Plot(
-                _slug("bandwidth", machine if multi else "", device, dtype),
-                f"Achieved bandwidth against size, {dtype} on {device}{where}",
-                "Bytes read plus bytes written per second. The dashed black line is copy_ into "
-                "a preallocated, already-touched buffer: the roof. The gap below it is what "
-                "allocation, page faults and autograd bookkeeping cost. Views (detach, data) "
-                "copy nothing and are left out.",
-                bandwidth_vs_size(g, f"Achieved bandwidth, {dtype} tensors on {device}{where}"),
-                copying,
-                machine,
-                device,
-                dtype,
-            )
+        if pt is not None:
+            yield from _overhead_plots(pt[pt["pair"] == "tracked_clone"], at)
+        yield from _tensor_plots(table.newest_torch(times[times["machine"] == machine]), at)
         mods = table.newest_torch(table.module_rows(cur[cur["machine"] == machine]))
-        for device, g in mods.groupby("device", sort=False):
+        yield from _module_plots(mods, at)
+        yield from _version_plots(table.version_table(times[times["machine"] == machine]), at)
+
+
+def _where(at: tuple[str, bool]) -> tuple[str, str]:
+    """(the machine for a plot's slug, `` on MACHINE`` for its title): both empty where the
+    results hold one machine."""
+    machine, multi = at
+    return (machine, f" on {machine}") if multi else ("", "")
+
+
+def _overhead_plots(pt: pd.DataFrame, at: tuple[str, bool]) -> Iterator[Plot]:
+    slug, where = _where(at)
+    machine = at[0]
+    if not pt.empty:
+        n = int(pt["workers"].min())
+        yield Plot(
+            _slug("overhead", slug, "cpu"),
+            f"Tracked-clone overhead: x.clone().detach() against x.detach().clone(){where}",
+            "What building (and discarding) the autograd node costs, measured paired: the "
+            "two statements alternate in ABBA blocks of about 2 ms, in "
+            f"{n} fresh processes; the band is the 95% CI of the median ratio, resampling "
+            "whole processes. Left: percent of detach().clone(); right: nanoseconds per "
+            "copy. Dashed: the control, the same two statements on a source that does not "
+            "require grad (both then do the same work): it should hug zero.",
+            paired_overhead(pt, f"Tracked-clone overhead, paired{where}"),
+            [TRACKED, UNTRACKED],
+            machine,
+            "cpu",
+        )
+
+
+def _tensor_plots(tm: pd.DataFrame, at: tuple[str, bool]) -> Iterator[Plot]:
+    slug, where = _where(at)
+    machine = at[0]
+    for (device, dtype), g in tm.groupby(["device", "dtype"], sort=False):
+        present = [m for m in tensor_method_names() if m in set(g["method"])]
+        yield Plot(
+            _slug("time", slug, device, dtype),
+            f"Time per copy against size, {dtype} on {device}{where}",
+            "Median time of one copy (bars: interquartile range), log-log.",
+            time_vs_size(g, f"Time per copy, {dtype} tensors on {device}{where}"),
+            present,
+            machine,
+            device,
+            dtype,
+        )
+        copying = [m for m in present if m in table.copying_methods()]
+        yield Plot(
+            _slug("bandwidth", slug, device, dtype),
+            f"Achieved bandwidth against size, {dtype} on {device}{where}",
+            "Bytes read plus bytes written per second. The dashed black line is copy_ into "
+            "a preallocated, already-touched buffer: the roof. The gap below it is what "
+            "allocation, page faults and autograd bookkeeping cost. Views (detach, data) "
+            "copy nothing and are left out.",
+            bandwidth_vs_size(g, f"Achieved bandwidth, {dtype} tensors on {device}{where}"),
+            copying,
+            machine,
+            device,
+            dtype,
+        )
+
+
+def _module_plots(mods: pd.DataFrame, at: tuple[str, bool]) -> Iterator[Plot]:
+    slug, where = _where(at)
+    machine = at[0]
+    for device, g in mods.groupby("device", sort=False):
+        yield Plot(
+            _slug("modules", slug, device),
+            f"Module copies on {device}{where}",
+            "Reference models are stacks of square nn.Linear layers named "
+            "parameters x tensors (1e6x512: a million parameters in 512 tensors). Bars: "
+            "interquartile range. Memory is the growth of peak RSS during one copy; a copy "
+            "that grew it by nothing (e.g. into an existing model) has no point on the log "
+            "axis.",
+            modules(g, f"Copying a model, {device}{where}"),
+            [m for m in module_method_names() if m in set(g["method"])],
+            machine,
+            device,
+        )
+
+
+def _version_plots(vt: pd.DataFrame, at: tuple[str, bool]) -> Iterator[Plot]:
+    slug, where = _where(at)
+    machine = at[0]
+    if not vt.empty:
+        for device, g in vt.groupby("device", sort=False):
+            base = g["baseline"].iloc[0]
             yield Plot(
-                _slug("modules", machine if multi else "", device),
-                f"Module copies on {device}{where}",
-                "Reference models are stacks of square nn.Linear layers named "
-                "parameters x tensors (1e6x512: a million parameters in 512 tensors). Bars: "
-                "interquartile range. Memory is the growth of peak RSS during one copy; a copy "
-                "that grew it by nothing (e.g. into an existing model) has no point on the log "
-                "axis.",
-                modules(g, f"Copying a model, {device}{where}"),
-                [m for m in module_method_names() if m in set(g["method"])],
+                _slug("versions", slug, device),
+                f"torch {', '.join(dict.fromkeys(g['version']))} against torch {base}, "
+                f"{device}{where}",
+                "Median time under the newer torch divided by the median under the oldest "
+                "(bars: from one's lower quartile against the other's upper, and back). "
+                "Below 1: the newer torch is faster. The versions ran one after the other, "
+                "not interleaved: these are not verdicts (copybench gate gives one).",
+                versions(g, f"torch versions against {base}, {device}{where}"),
+                [m for m in tensor_method_names() if m in set(g["method"])],
                 machine,
                 device,
             )
-        vt = table.version_table(times[times["machine"] == machine])
-        if not vt.empty:
-            for device, g in vt.groupby("device", sort=False):
-                base = g["baseline"].iloc[0]
-                yield Plot(
-                    _slug("versions", machine if multi else "", device),
-                    f"torch {', '.join(dict.fromkeys(g['version']))} against torch {base}, "
-                    f"{device}{where}",
-                    "Median time under the newer torch divided by the median under the oldest "
-                    "(bars: from one's lower quartile against the other's upper, and back). "
-                    "Below 1: the newer torch is faster. The versions ran one after the other, "
-                    "not interleaved: these are not verdicts (copybench gate gives one).",
-                    versions(g, f"torch versions against {base}, {device}{where}"),
-                    [m for m in tensor_method_names() if m in set(g["method"])],
-                    machine,
-                    device,
-                )
 
 
 # --- trends: the archived nights ----------------------------------------------------------------
@@ -563,61 +600,69 @@ def trend(times: pd.DataFrame, title: str, overhead: pd.DataFrame | None = None)
     widest = max((len(n) for n in nights.values()), default=1)
     fig = _new_figure(per * len(machines), 1, width=min(max(8.0, 4.0 + 0.3 * widest), 16.0))
     axes = fig.subplots(per * len(machines), 1, squeeze=False)[:, 0]
-    order = [*tensor_method_names(), *module_method_names()]
     for c, machine in enumerate(machines):
         n = nights[machine]
-        pos = pd.Series(range(len(n)), index=n["night"])
-        changes = torch_changes(n)
         where = f"{_text(machine)}: " if len(machines) > 1 else ""
-        ax = axes[per * c]
-        mine = times[times["machine"] == machine]
-        for method in [m for m in order if m in set(mine["method"])]:
-            g = mine[mine["method"] == method].drop_duplicates("night", keep="last")
-            g = g.set_index("night").reindex(n["night"])  # a night without it: a gap
-            _errorbar(
-                ax,
-                pos.to_numpy(),
-                g["median"],
-                g["q25"],
-                g["q75"],
-                method,
-                label=_label(method),
-                **_style(method),
-            )
-        ax.set_ylim(bottom=0)
-        ax.yaxis.set_major_formatter(FuncFormatter(format_seconds))
-        ax.set_ylabel("median time per copy (linear, bars: IQR)")
-        ax.set_title(f"{where}time per copy, night by night", fontsize="medium")
-        ax.grid(True, axis="y", alpha=0.3)
-        _night_ticks(ax, n, changes)
-        _mark_changes(ax, changes, annotate=True)
-        if over is None:
-            continue
-        ax = axes[per * c + 1]
-        o = over[over["machine"] == machine].drop_duplicates("night", keep="last")
-        if not o.empty:
-            head, base = o["head"].iloc[0], o["base"].iloc[0]
-            o = o.set_index("night").reindex(n["night"])
-            _errorbar(
-                ax,
-                pos.to_numpy(),
-                o["overhead_pct"],
-                o["ci_low_pct"],
-                o["ci_high_pct"],
-                f"overhead-{head}-{base}",
-                label="paired overhead, per night (bars: 95% CI)",
-                color="black",
-                marker="s",
-            )
-            ax.set_ylabel(f"extra time (% of {_code(base)})")
-            ax.set_title(f"{where}paired: {_code(head)} over {_code(base)}", fontsize="medium")
-        ax.axhline(0, color="black", linewidth=0.8)
-        ax.grid(True, axis="y", alpha=0.3)
-        _night_ticks(ax, n, changes)
-        _mark_changes(ax, changes, annotate=False)
+        _trend_times(axes[per * c], times[times["machine"] == machine], n, where)
+        if over is not None:
+            _trend_overhead(axes[per * c + 1], over[over["machine"] == machine], n, where)
     fig.suptitle(_text(title))
     _legend_below(fig, list(axes))
     return fig
+
+
+def _trend_times(ax, mine: pd.DataFrame, n: pd.DataFrame, where: str) -> None:
+    """A machine's time row of :func:`trend`: each method's median night by night."""
+    pos = pd.Series(range(len(n)), index=n["night"])
+    changes = torch_changes(n)
+    order = [*tensor_method_names(), *module_method_names()]
+    for method in [m for m in order if m in set(mine["method"])]:
+        g = mine[mine["method"] == method].drop_duplicates("night", keep="last")
+        g = g.set_index("night").reindex(n["night"])  # a night without it: a gap
+        _errorbar(
+            ax,
+            pos.to_numpy(),
+            g["median"],
+            g["q25"],
+            g["q75"],
+            method,
+            label=_label(method),
+            **_style(method),
+        )
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(FuncFormatter(format_seconds))
+    ax.set_ylabel("median time per copy (linear, bars: IQR)")
+    ax.set_title(f"{where}time per copy, night by night", fontsize="medium")
+    ax.grid(True, axis="y", alpha=0.3)
+    _night_ticks(ax, n, changes)
+    _mark_changes(ax, changes, annotate=True)
+
+
+def _trend_overhead(ax, o: pd.DataFrame, n: pd.DataFrame, where: str) -> None:
+    """A machine's overhead row of :func:`trend`: the paired comparison night by night."""
+    pos = pd.Series(range(len(n)), index=n["night"])
+    changes = torch_changes(n)
+    o = o.drop_duplicates("night", keep="last")
+    if not o.empty:
+        head, base = o["head"].iloc[0], o["base"].iloc[0]
+        o = o.set_index("night").reindex(n["night"])
+        _errorbar(
+            ax,
+            pos.to_numpy(),
+            o["overhead_pct"],
+            o["ci_low_pct"],
+            o["ci_high_pct"],
+            f"overhead-{head}-{base}",
+            label="paired overhead, per night (bars: 95% CI)",
+            color="black",
+            marker="s",
+        )
+        ax.set_ylabel(f"extra time (% of {_code(base)})")
+        ax.set_title(f"{where}paired: {_code(head)} over {_code(base)}", fontsize="medium")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.grid(True, axis="y", alpha=0.3)
+    _night_ticks(ax, n, changes)
+    _mark_changes(ax, changes, annotate=False)
 
 
 def _code(method: str) -> str:

@@ -95,3 +95,24 @@ def table_text(df: pd.DataFrame) -> str:
         table[stat] = [format_value(v, u) for v, u in zip(ok[stat], ok["unit"], strict=True)]
     table[UNSTABLE] = ["yes" if u else "" for u in ok[UNSTABLE]]
     return table.to_string(index=False)
+
+
+def show(path: str, how: str = "summary") -> str:
+    """What ``copybench show`` prints for the results at ``path``: the summary, or
+    (``how``) the whole tidy table, the same as CSV (samples left out), or the README's
+    headline table."""
+    import pandas as pd
+
+    from copybench.results.tidy import load_results
+
+    df = load_results([path])
+    if how == "headline":
+        from copybench.report.headline import headline_table
+
+        return headline_table(df) + "\n"
+    if how == "csv":
+        return df.drop(columns=["samples"]).to_csv(index=False)
+    if how == "table":
+        with pd.option_context("display.width", 200, "display.max_rows", 10_000):
+            return table_text(df) + "\n"
+    return summary_text(df) + "\n"

@@ -5,7 +5,6 @@ findings both read.  Statistics come from :mod:`copybench.suite.stats`; nothing 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -201,7 +200,7 @@ def newest_torch(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(keep) if keep else df
 
 
-# --- paired comparisons (copybench.measure.paired, stored beside the asv results) ---------------
+# --- paired comparisons (copybench.measure.study, stored beside the asv results) ---------------
 
 # A control's CI may miss zero by this many points before the page warns that this run's
 # wall times are unreliable: the controls of a quiet machine sit within a point or two.
@@ -393,22 +392,15 @@ def load_nights(archive: str | os.PathLike) -> Nights:
     raises ResultsError naming the file: the archive is the nightly's, and a hole in it
     would draw a trend that is not there.
     """
-    from copybench.results.tidy import ENV_SUFFIX, ResultsError, load_asv, load_paired, nights
+    from copybench.formats import ResultsError, nights, read_night
+    from copybench.results.tidy import load_asv, load_paired
 
     archive = Path(archive)
     if not archive.is_dir():
         raise ResultsError(f"{archive}: no such nightly archive (a folder)")
     rows, times, over = [], [], []
     for f in nights(archive):
-        side = f.with_name(f.name + ENV_SUFFIX)
-        try:
-            env = json.loads(side.read_text())
-        except FileNotFoundError:
-            raise ResultsError(f"{side}: missing (every archived night has one)") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ResultsError(f"{side}: not a readable night sidecar ({e})") from None
-        if not isinstance(env, dict):
-            raise ResultsError(f"{side}: not a readable night sidecar (not an object)")
+        env = read_night(f)
         df = load_asv(f)
         night = {
             "machine": str(env.get("machine") or df["machine"].iloc[0]),
