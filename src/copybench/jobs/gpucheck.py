@@ -25,7 +25,6 @@ bad input), one line on stderr.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -36,33 +35,52 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from copybench.formats import atomic_write_text
+from copybench.measure.asvrun import (
+    CUDA_MODULE_BENCH,
+    CUDA_TENSOR_BENCH,
+    TENSOR_BENCH,
+    TRANSFER_BENCH,
+    Selection,
+)
 from copybench.measure.progress import note
+from copybench.suite import cases
 
 DEFAULT_DEADLINE = 480.0
 # A step is not started with less than this left: it could not finish anything useful.
 MIN_STEP_SECONDS = 15.0
 
-# The asv subset, most valuable first; each chunk is one `asv run` (asv saves results only
-# when a run ends, so a chunk cut short loses only itself).  One CUDA context per benchmark
-# process makes every case cost about a second, so the subset is small on purpose.
-ASV_CHUNKS: dict[str, list[str]] = {
-    "cuda-tensor": [
-        r"bench_cuda\.CudaTensorCopy\.\w+\('(clone|clone_detach|detach_clone|copy_into)', "
-        r"(1024|1048576|67108864), 'float32', \w+, 'contiguous', 'cuda', 1\)"
-    ],
-    "cuda-module": [
-        r"bench_cuda\.CudaModuleCopy\.\w+\('(deepcopy_module|state_dict_snapshot|"
-        r"load_state_dict_existing)', '(1e6x8|1e7x8)', 'cuda', 1\)"
-    ],
-    "transfer": [
-        r"bench_transfer\.Transfer\.\w+\('(to_device|to_device_nonblocking|copy_h2d|"
-        r"copy_h2d_nonblocking|to_host|copy_d2h)', 16777216, '\w+', 1\)"
-    ],
-    "tensor-sync": [
-        r"bench_tensor_copy\.TensorCopy\.\w+\('(clone|clone_detach|detach_clone|copy_into)', "
-        r"(1024|1048576|33554432), 'float32', \w+, 'contiguous', 'cuda', 1\)"
-    ],
+
+def _tensor_chunk(bench: str, sizes: tuple[int, ...]) -> Selection:
+    return Selection(
+        methods=list(cases.GPU_CHECK_TENSOR_METHODS),
+        sizes=list(sizes),
+        dtypes=[cases.UNSTATED_DTYPE],
+        layouts=[cases.LAYOUTS[0]],
+        devices=["cuda"],
+        benchmarks=[bench],
+    )
+
+
+# The asv subset (cases.GPU_CHECK_*), most valuable first; each chunk is one `asv run` (asv
+# saves results only when a run ends, so a chunk cut short loses only itself).
+ASV_CHUNKS: dict[str, Selection] = {
+    "cuda-tensor": _tensor_chunk(CUDA_TENSOR_BENCH, cases.GPU_CHECK_EVENT_SIZES),
+    "cuda-module": Selection(
+        methods=list(cases.GPU_CHECK_MODULE_METHODS),
+        models=list(cases.GPU_CHECK_MODELS),
+        devices=["cuda"],
+        benchmarks=[CUDA_MODULE_BENCH],
+    ),
+    "transfer": Selection(
+        methods=list(cases.GPU_CHECK_TRANSFER_METHODS),
+        sizes=[cases.TRANSFER_NUMEL],
+        devices=["cuda"],
+        benchmarks=[TRANSFER_BENCH],
+    ),
+    "tensor-sync": _tensor_chunk(TENSOR_BENCH, cases.GPU_CHECK_SYNC_SIZES),
 }
 # asv's own rounds (2 for TensorCopy) would double the subset's processes.
 ASV_EXTRA = ["--attribute", "rounds=1"]
@@ -92,8 +110,6 @@ class Check:
         return self.end - time.monotonic()
 
     def save(self) -> None:
-        from copybench.results.tidy import atomic_write_text
-
         data = {"steps": [asdict(s) for s in self.steps], "ok": self.ok}
         atomic_write_text(self.out / "steps.json", json.dumps(data, indent=2))
 
@@ -141,7 +157,6 @@ class Check:
         """Run ``cmd`` (bounded), its output to ``logs/STEP.log`` (stdout to ``stdout`` if
         given, written under a temporary name and renamed when the command succeeds)."""
         from copybench.measure.workers import run_bounded
-        from copybench.results.tidy import atomic_write_text
 
         with open(self.log(step), "a") as err:
             err.write(f"$ {' '.join(cmd)}\n")
@@ -162,6 +177,37 @@ def _py(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+# The tests the check runs on the GPU machine's torch: CUDA's own, and those of the registry,
+# the semantics and the tutorial.
+CUDA_TESTS = (
+    "tests/test_cuda.py",
+    "tests/test_semantics.py",
+    "tests/test_registry.py",
+    "tests/test_tutorial.py",
+)
+# What the device step runs: the GPU, driver, torch and CUDA, as JSON.
+DEVICE_INFO = (
+    "import json; from copybench.measure.gpu import device_info as d; "
+    "print(json.dumps(d(), indent=2))"
+)
+
+
+def _command(check: Check, args: list[str], stdout: Path | None = None) -> Callable:
+    """A step's body: this interpreter with ``args``, bounded, stdout to ``stdout``."""
+    return lambda s, t: check.run(s, _py(*args), t, stdout)
+
+
+def _semantics(check: Check) -> Callable:
+    """The semantics step's body: the table and the JSON, half the step's time each."""
+
+    def run(s: Step, t: float) -> None:
+        cmd = ["-m", "copybench", "semantics", "--device", "cuda"]
+        check.run(s, _py(*cmd), t / 2, check.out / "semantics-cuda.txt")
+        check.run(s, _py(*cmd, "--json"), t / 2, check.out / "semantics-cuda.json")
+
+    return run
+
+
 def run_check(
     out: Path,
     deadline: float,
@@ -169,6 +215,8 @@ def run_check(
     installed: Path | None = None,
     wheels: Path | None = None,
 ) -> int:
+    """The GPU check (see the module's docstring): 0 every step ended well, 1 not; CaseError
+    (bad input) without a CUDA GPU or for a machine name asv cannot use."""
     from copybench.measure.asvrun import machine_name, project_root
     from copybench.suite.cases import check_device
 
@@ -181,89 +229,17 @@ def run_check(
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
     check = Check(out, deadline)
-
-    check.step(
-        "device",
-        30,
-        lambda s, t: check.run(
-            s,
-            _py(
-                "-c",
-                "import json; from copybench.measure.gpu import device_info as d; "
-                "print(json.dumps(d(), indent=2))",
-            ),
-            t,
-            out / "device.json",
-        ),  # fmt: skip
-    )
-    tests = [
-        "tests/test_cuda.py",
-        "tests/test_semantics.py",
-        "tests/test_registry.py",
-        "tests/test_tutorial.py",
-    ]
-    check.step(
-        "tests",
-        120,
-        lambda s, t: check.run(
-            s,
-            _py(
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                *tests,
-                f"--junitxml={out / 'cuda-tests.xml'}",
-            ),
-            t,
-            out / "cuda-tests.txt",
-        ),  # fmt: skip
-    )
-
-    def semantics(s: Step, t: float) -> None:
-        base = _py("-m", "copybench", "semantics", "--device", "cuda")
-        check.run(s, base, t / 2, out / "semantics-cuda.txt")
-        check.run(s, [*base, "--json"], t / 2, out / "semantics-cuda.json")
-
-    check.step("semantics", 45, semantics)
-    check.step(
-        "figures",
-        150,
-        lambda s, t: check.run(
-            s,
-            _py(
-                "-m",
-                "copybench",
-                "gpu-figures",
-                "--processes",
-                str(processes),
-                "--json",
-                str(out / "figures.json"),
-            ),
-            t,
-            out / "figures.md",
-        ),  # fmt: skip
-    )
+    check.step("device", 30, _command(check, ["-c", DEVICE_INFO], out / "device.json"))
+    tests = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *CUDA_TESTS]
+    tests.append(f"--junitxml={out / 'cuda-tests.xml'}")
+    check.step("tests", 120, _command(check, tests, out / "cuda-tests.txt"))
+    check.step("semantics", 45, _semantics(check))
+    figures = ["-m", "copybench", "gpu-figures", "--processes", str(processes)]
+    figures += ["--json", str(out / "figures.json")]
+    check.step("figures", 150, _command(check, figures, out / "figures.md"))
     asv_steps(check, root, ASV_CHUNKS)
-    check.step(
-        "report",
-        60,
-        lambda s, t: check.run(
-            s,
-            _py(
-                "-m",
-                "copybench",
-                "report",
-                str(out / "results"),
-                "--out",
-                str(out),
-                "--name",
-                "report",
-            ),
-            t,
-        ),  # fmt: skip
-    )
+    report = ["-m", "copybench", "report", str(out / "results"), "--out", str(out)]
+    check.step("report", 60, _command(check, [*report, "--name", "report"]))
     check.save()
     return 0 if check.ok else 1
 
@@ -310,15 +286,13 @@ def _commit_for(root: Path, tmp: Path) -> tuple[str, Path | None]:
     return head_commit(repo), repo
 
 
-def asv_steps(
-    check: Check, root: Path, chunks: dict[str, list[str]], devices: tuple[str, ...] = ("cuda",)
-) -> None:
-    """One step ``asv-CHUNK`` per chunk (asv ``--bench`` regexes of ``devices``' cases), each
-    an ``asv run`` by :func:`copybench.measure.asvrun.run_asv` - the command line, the sidecar
+def asv_steps(check: Check, root: Path, chunks: dict[str, Selection]) -> None:
+    """One step ``asv-CHUNK`` per chunk (a selection of the suite's cases), each an
+    ``asv run`` by :func:`copybench.measure.asvrun.run_asv` - the command line, the sidecar
     beside the results file, the kill of everything asv started when the step's time is
     up - into ``results/``, its output in ``logs/asv-CHUNK.log``; filed under the commit
     :func:`_commit_for` gives."""
-    from copybench.measure.asvrun import Selection, config_copy, run_asv
+    from copybench.measure.asvrun import config_copy, run_asv
 
     out = check.out
     (out / "asv").mkdir(exist_ok=True)
@@ -326,12 +300,11 @@ def asv_steps(
         commit, repo = _commit_for(root, Path(tmp))
         config = config_copy(root, out / "results", out / "asv" / "html", out / "asv", repo=repo)
 
-        def asv(step: Step, timeout: float, benches: list[str]) -> None:
+        def asv(step: Step, timeout: float, sel: Selection) -> None:
             try:
                 run_asv(
-                    Selection(devices=list(devices)),
+                    sel,
                     config=config,
-                    benches=benches,
                     extra=ASV_EXTRA,
                     commit=commit,
                     timeout=timeout,
@@ -340,8 +313,8 @@ def asv_steps(
             except subprocess.CalledProcessError as e:
                 check.failed(step, e.returncode)
 
-        for chunk, benches in chunks.items():
-            check.step(f"asv-{chunk}", ASV_STEP_LIMIT, lambda s, t, b=benches: asv(s, t, b))
+        for chunk, sel in chunks.items():
+            check.step(f"asv-{chunk}", ASV_STEP_LIMIT, lambda s, t, c=sel: asv(s, t, c))
 
 
 def write_versions(target: Path, installed: Path, wheels: Path | None) -> None:
@@ -349,8 +322,6 @@ def write_versions(target: Path, installed: Path, wheels: Path | None) -> None:
     folder ``installed`` (what scripts/gpu_check.sh installed): copybench from this tree,
     the others from ``wheels``."""
     import torch
-
-    from copybench.results.tidy import atomic_write_text
 
     lines = [f"python {sys.version.split()[0]} at {sys.executable}; torch {torch.__version__}"]
     for name in sorted(p.name.removesuffix(".dist-info") for p in installed.glob("*.dist-info")):
@@ -361,46 +332,21 @@ def write_versions(target: Path, installed: Path, wheels: Path | None) -> None:
     atomic_write_text(target, text)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from copybench.cli import add_command
+def gpu_figures(
+    processes: int, budget: float, json_path: Path | None = None, log: Any = None
+) -> str:
+    """What ``copybench gpu-figures`` prints: the README's GPU figures measured in
+    ``processes`` fresh processes (:func:`copybench.measure.gpu.measure`), as markdown; the
+    figures themselves also written to ``json_path`` where given."""
+    from copybench.formats import write_gpu_figures
+    from copybench.measure.gpu import measure
+    from copybench.report.gpu_figures import format_figures
+    from copybench.suite.cases import UsageError, check_device
 
-    s = add_command(
-        sub,
-        "gpu-check",
-        help="the GPU check's steps, bounded in time (scripts/gpu_check.sh calls this)",
-        description="Run the GPU check's steps one after another, each in its own process "
-        "group with its own time limit, all within --deadline seconds: device information, "
-        "the CUDA tests, the semantics on CUDA, the GPU figures, a CUDA subset of the asv "
-        "suite in four chunks, and the report of those results, written under OUTPUT_DIR "
-        "with a log per step. steps.json, rewritten after every step, says what ran and how "
-        "it ended, so a check cut short keeps what it measured. Needs a CUDA GPU; about 3 "
-        "minutes on an H100, never more than --deadline (a line on stderr as each step "
-        "starts and ends). scripts/gpu_check.sh prepares the interpreter and calls this.",
-        examples=[
-            "bash scripts/gpu_check.sh OUTPUT_DIR WHEEL_DIR   # prepares, then runs this",
-            "copybench gpu-check /tmp/gpu-check --deadline 300",
-        ],
-    )
-    s.add_argument("out", metavar="OUTPUT_DIR", help="where the check writes what it measured")
-    s.add_argument(
-        "--deadline",
-        type=float,
-        default=DEFAULT_DEADLINE,
-        help=f"seconds for all steps together (default {DEFAULT_DEADLINE:g})",
-    )
-    s.add_argument(
-        "--processes", type=int, default=6, help="fresh processes for gpu-figures (default 6)"
-    )
-    s.add_argument(
-        "--installed",
-        metavar="DIR",
-        type=Path,
-        help="the folder scripts/gpu_check.sh installed the check's packages into: "
-        "versions.txt lists them",
-    )
-    s.add_argument(
-        "--wheels", metavar="DIR", type=Path, help="the wheel folder they were installed from"
-    )
-    s.set_defaults(
-        func=lambda a: run_check(Path(a.out), a.deadline, a.processes, a.installed, a.wheels)
-    )
+    if processes < 1:
+        raise UsageError("--processes must be at least 1")
+    check_device("cuda")
+    fig = measure(processes, budget, log=log)
+    if json_path is not None:
+        write_gpu_figures(json_path, fig)
+    return format_figures(fig)

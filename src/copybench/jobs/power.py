@@ -33,18 +33,21 @@ study.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT = "copybench-power/1"
-# What can be slowed down: the wrapped methods, by the name the study prints.
+from copybench import formats
+from copybench.jobs.gate import GateDesign
+
+# What can be slowed down: torch.Tensor's methods, by the name the study prints (the first
+# is the default).  Not the registry's copy methods: a wrapped Tensor.clone slows every copy
+# that calls it (calls_into says which).
 TARGETS: dict[str, str] = {"clone": "Tensor.clone", "copy_": "Tensor.copy_"}
+DEFAULT_TARGET = next(iter(TARGETS))
 DEFAULT_FACTORS: tuple[float, ...] = (1.05, 1.1, 1.2)
 DEFAULT_GATES = 10
 AA = "A/A"
@@ -162,7 +165,7 @@ def study_gate(
     allocator: dict[str, str],
 ) -> dict[str, dict[str, Any]]:
     """One study gate: the gate results (``copybench gate``'s format) of every variant."""
-    from copybench.measure.gate import FORMAT as GATE_FORMAT
+    from copybench.measure.gate import WORKER as GATE_WORKER
     from copybench.measure.gate import Side, balanced_orders
     from copybench.measure.workers import run_worker
 
@@ -177,21 +180,20 @@ def study_gate(
         order = round_order(base, sides, [o[r] for o in orders], rng)
         for side in order:
             got[side.name] = _medians(
-                run_worker("copybench.measure.gate", spec, python=side.python, env=side.environ())
+                run_worker(GATE_WORKER, spec, python=side.python, env=side.environ())
             )
         rounds.append({"order": [s.name for s in order], **got})
         progress.step()
     out = {}
     for v, side, o in zip(heads, sides, orders, strict=True):
-        out[v.name] = {
-            "format": GATE_FORMAT,
-            "design": "balanced random order (power study: shared base processes)",
-            "sides": {
+        out[v.name] = formats.gate_results(
+            design="balanced random order (power study: shared base processes)",
+            sides={
                 "base": {"env": {}, "allocator": allocator},
                 "head": {"env": side.env, "allocator": allocator},
             },
-            "budget": budget,
-            "rounds": [
+            budget=budget,
+            rounds=[
                 {
                     "order": ["base", "head"] if s else ["head", "base"],
                     "base": rd["base"],
@@ -199,28 +201,35 @@ def study_gate(
                 }
                 for rd, s in zip(rounds, o, strict=True)
             ],
-        }
+        )
     if instructions:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from copybench.measure.gate import count_side, instruction_env
-
-        # Base's count is the same for every variant (so is its environment): once a gate.
-        # Two Valgrind processes at a time: a count does not depend on the neighbours.
-        envs = [instruction_env(base, side) for side in sides]
-        with ThreadPoolExecutor(2) as pool:
-            base_counts = pool.submit(count_side, base, envs[0][0], cases)
-            heads_counts = [
-                pool.submit(count_side, side, env[1], cases)
-                for side, env in zip(sides, envs, strict=True)
-            ]
-            for v, env, got in zip(heads, envs, heads_counts, strict=True):
-                out[v.name]["instructions"] = {
-                    "base": base_counts.result(),
-                    "head": got.result(),
-                    "env": sorted(env[1]),
-                }
+        _count(out, cases, base, heads, sides)
     return out
+
+
+def _count(
+    out: dict[str, dict[str, Any]], cases: list[dict[str, Any]], base: Any, heads: list, sides: list
+) -> None:
+    """Each variant's instruction counts beside its gate results in ``out``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from copybench.measure.gate import count_side, instruction_env
+
+    # Base's count is the same for every variant (so is its environment): once a gate.
+    # Two Valgrind processes at a time: a count does not depend on the neighbours.
+    envs = [instruction_env(base, side) for side in sides]
+    with ThreadPoolExecutor(2) as pool:
+        base_counts = pool.submit(count_side, base, envs[0][0], cases)
+        heads_counts = [
+            pool.submit(count_side, side, env[1], cases)
+            for side, env in zip(sides, envs, strict=True)
+        ]
+        for v, env, got in zip(heads, envs, heads_counts, strict=True):
+            out[v.name]["instructions"] = {
+                "base": base_counts.result(),
+                "head": got.result(),
+                "env": sorted(env[1]),
+            }
 
 
 def run_study(
@@ -252,17 +261,18 @@ def run_study(
             per_gate.append(
                 study_gate(cases, heads, processes, budget, instructions, progress, allocator)
             )
-    return {
-        "format": FORMAT,
-        "load": load,
-        "allocator": allocator,
-        "processes": processes,
-        "budget": budget,
-        "variants": [v.record() for v in heads],
-        "calls": {t: calls_into(cases, t) for t in {v.target for v in heads} if t},
-        "gates": per_gate,
-        "seconds": time.time() - started,
-    }
+    return formats.POWER.stamp(
+        {
+            "load": load,
+            "allocator": allocator,
+            "processes": processes,
+            "budget": budget,
+            "variants": [v.record() for v in heads],
+            "calls": {t: calls_into(cases, t) for t in {v.target for v in heads} if t},
+            "gates": per_gate,
+            "seconds": time.time() - started,
+        }
+    )
 
 
 def summarize(
@@ -368,26 +378,12 @@ def allocator_word(data: dict[str, Any]) -> str:
     return "fixed allocator" if allocator else "dynamic allocator"
 
 
-def _load(path: Path) -> dict[str, Any]:
-    from copybench.results.tidy import ResultsError
-
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ResultsError(f"{path}: not a power study's results ({e})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ResultsError(f"{path}: not a power study's results")
-    return data
-
-
 def _check_same_study(old: dict[str, Any], new: dict[str, Any]) -> None:
     """ResultsError unless ``new`` (a study's results, or the plan of one) is the same
     study as ``old``: variants, rounds, budget, load and allocator."""
-    from copybench.results.tidy import ResultsError
-
     for key in ("variants", "processes", "budget", "load", "allocator"):
         if old.get(key) != new.get(key):
-            raise ResultsError(f"cannot append: the saved study has another {key}")
+            raise formats.ResultsError(f"cannot append: the saved study has another {key}")
 
 
 def _appended(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -403,146 +399,104 @@ def _appended(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# --- command -------------------------------------------------------------------------------
+# --- the study as one job (``copybench power-study``) ------------------------------------------
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from copybench.cli import add_command
-    from copybench.measure.gate import allocator_option, instruction_option, selection_options
+@dataclass
+class PowerStudy:
+    """A power study as asked for: the variants (``targets`` at ``factors``, or the A/A head
+    alone), the gates and their design (selection, rounds, budget, instructions, levels),
+    the allocator, the neighbour; where its results go (``out``, ``append``) or come from
+    (``source``: judge a saved study, run nothing)."""
 
-    s = add_command(
-        sub,
-        "power-study",
-        help="run gates against injected slowdowns and A/A: detection and false-alarm rates",
-        description="What does the gate catch, and how often does it cry wolf? Run --gates "
-        "gates of the gate's design in which the head is this interpreter with nothing "
-        "injected (A/A) or with torch.Tensor.clone / torch.Tensor.copy_ wrapped, from "
-        "outside copybench (a sitecustomize on PYTHONPATH), to take --factor times as long. "
-        "Prints per case and variant in how many gates it was named, by either measure and "
-        "by wall time alone, and the median wall ratio; * marks the cases that call the "
-        "wrapped method. --load runs a bursty neighbour on the other core. Each study gate "
-        "runs 1 + variants processes a round (about 5 minutes a gate here for 4 variants).",
-        examples=[
-            "copybench power-study --gates 10 --target clone --factor 1.1 --out power.json",
-            "copybench power-study --gates 10 --load --target clone --target copy_ "
-            "--factor 1.05 --factor 1.1 --factor 1.2",
-            "copybench power-study --from power.json --alpha 0.05   # re-judge saved gates",
-        ],
-    )
-    s.add_argument("--gates", type=int, default=DEFAULT_GATES, help="study gates (default 10)")
-    s.add_argument(
-        "--target",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help=f"the method to slow down: {' or '.join(TARGETS)} (repeatable; default clone)",
-    )
-    s.add_argument(
-        "--factor",
-        action="append",
-        default=[],
-        type=float,
-        help="how many times as long it takes (repeatable; default 1.05, 1.1 and 1.2)",
-    )
-    s.add_argument(
-        "--aa-only",
-        action="store_true",
-        help="no slowdown, the A/A head alone: false alarms at 2 processes a round",
-    )
-    s.add_argument("--load", action="store_true", help="a bursty neighbour on the other core")
-    selection_options(s)
-    instruction_option(s)
-    allocator_option(s)
-    s.add_argument("--out", type=Path, help="also write every gate's results here (JSON)")
-    s.add_argument(
-        "--append",
-        action="store_true",
-        help="add this run's gates to those already in --out (same variants, rounds and "
-        "load): a study too long for one sitting",
-    )
-    s.add_argument("--from", dest="source", type=Path, help="judge a saved study, run nothing")
-    s.add_argument("--json", action="store_true", help="print the rows as JSON")
-    s.set_defaults(func=cmd_power_study)
+    design: GateDesign = field(default_factory=GateDesign)
+    gates: int = DEFAULT_GATES
+    targets: list[str] = field(default_factory=list)
+    factors: list[float] = field(default_factory=list)
+    aa_only: bool = False
+    load: bool = False
+    allocator: str = "fixed"
+    out: Path | None = None
+    append: bool = False
+    source: Path | None = None
 
 
-def cmd_power_study(args: argparse.Namespace) -> int:
-    from copybench.measure.gate import (
-        allocator_of,
-        check_gate_levels,
-        gate_cases,
-        want_instructions,
-    )
-    from copybench.results.tidy import atomic_write_text
+def _heads(study: PowerStudy) -> list[Variant]:
     from copybench.suite.cases import UsageError
 
-    check_gate_levels(args.threshold, args.alpha, args.instruction_threshold)
-    if args.append and args.out is None:
-        raise UsageError("--append needs --out")
-    if args.source is not None:
-        data = _load(args.source)
-    else:
-        if args.gates < 1 or args.processes < 2 or args.budget <= 0:
-            raise UsageError("--gates must be at least 1, --processes 2, --budget positive")
-        if args.aa_only and (args.target or args.factor):
-            raise UsageError("--aa-only runs no slowdown: leave out --target and --factor")
-        heads = (
-            variants([], [])
-            if args.aa_only
-            else variants(args.target or ["clone"], args.factor or list(DEFAULT_FACTORS))
-        )
-        cases = gate_cases(args.method or None, args.size or None, args.model or None)
-        if args.append and args.out.exists():
-            # Before a study that may take an hour, not after it.
-            planned = {
-                "variants": [v.record() for v in heads],
-                "processes": args.processes,
-                "budget": args.budget,
-                "load": args.load,
-                "allocator": allocator_of(args.allocator),
-            }
-            _check_same_study(_load(args.out), planned)
-        data = run_study(
-            cases,
-            heads,
-            args.gates,
-            args.processes,
-            args.budget,
-            want_instructions(args.instructions),
-            args.load,
-            sys.stderr,
-            allocator_of(args.allocator),
-        )
-        if args.out:
-            if args.append and args.out.exists():
-                data = _appended(_load(args.out), data)
-            atomic_write_text(args.out, json.dumps(data))
-    from copybench.measure.gate import (
-        DEFAULT_ALPHA,
-        DEFAULT_INSTRUCTION_THRESHOLD,
-        DEFAULT_THRESHOLD,
+    if study.gates < 1 or study.design.processes < 2 or study.design.budget <= 0:
+        raise UsageError("--gates must be at least 1, --processes 2, --budget positive")
+    if study.aa_only and (study.targets or study.factors):
+        raise UsageError("--aa-only runs no slowdown: leave out --target and --factor")
+    if study.aa_only:
+        return variants([], [])
+    return variants(study.targets or [DEFAULT_TARGET], study.factors or list(DEFAULT_FACTORS))
+
+
+def _run(study: PowerStudy, log: Any) -> dict[str, Any]:
+    """Run the study (after checking it, and an ``--append`` against the saved one) and
+    write it where asked; its results."""
+    from copybench.measure.gate import allocator_of, want_instructions
+
+    design = study.design
+    heads = _heads(study)
+    cases = design.cases()
+    allocator = allocator_of(study.allocator)
+    appending = study.append and study.out is not None and study.out.exists()
+    if appending:
+        # Before a study that may take an hour, not after it.
+        planned = {
+            "variants": [v.record() for v in heads],
+            "processes": design.processes,
+            "budget": design.budget,
+            "load": study.load,
+            "allocator": allocator,
+        }
+        _check_same_study(formats.read_power(study.out), planned)
+    data = run_study(
+        cases,
+        heads,
+        study.gates,
+        design.processes,
+        design.budget,
+        want_instructions(design.instructions),
+        study.load,
+        log,
+        allocator,
+    )
+    if study.out:
+        if appending:
+            data = _appended(formats.read_power(study.out), data)
+        formats.write_power(study.out, data)
+    return data
+
+
+def power_text(rows: list[dict[str, Any]], data: dict[str, Any], levels: tuple) -> str:
+    """The study as ``power-study`` prints it: a line on the study, the table, the key."""
+    threshold, alpha, ithreshold = levels
+    return "\n".join(
+        [
+            f"power study: {len(data['gates'])} gates of {data['processes']} rounds per "
+            f"variant, {'loaded' if data['load'] else 'quiet'}, {allocator_word(data)}, "
+            f"{data['seconds'] / 60:.0f} min; threshold "
+            f"{threshold:.0%} (instructions {ithreshold:.0%}), alpha {alpha:g}",
+            format_table(rows, data),
+            "\ncell: gates that named the case (regressed; for A/A, regressed or improved) by "
+            "either measure, of all; (wall W): by wall time alone; then the median ratio "
+            "(wall time, else instructions). *: the case calls the wrapped method.",
+        ]
     )
 
-    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-    alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
-    ithreshold = (
-        DEFAULT_INSTRUCTION_THRESHOLD
-        if args.instruction_threshold is None
-        else args.instruction_threshold
-    )
-    rows = summarize(data, threshold, alpha, ithreshold)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(
-        f"power study: {len(data['gates'])} gates of {data['processes']} rounds per variant, "
-        f"{'loaded' if data['load'] else 'quiet'}, {allocator_word(data)}, "
-        f"{data['seconds'] / 60:.0f} min; threshold "
-        f"{threshold:.0%} (instructions {ithreshold:.0%}), alpha {alpha:g}"
-    )
-    print(format_table(rows, data))
-    print(
-        "\ncell: gates that named the case (regressed; for A/A, regressed or improved) by "
-        "either measure, of all; (wall W): by wall time alone; then the median ratio "
-        "(wall time, else instructions). *: the case calls the wrapped method."
-    )
-    return 0
+
+def power_study(study: PowerStudy, *, as_json: bool = False, log: Any = None) -> str:
+    """What ``copybench power-study`` prints: the study run (or read from ``source``) and
+    judged at the levels asked for, as a table or JSON rows."""
+    from copybench.suite.cases import UsageError
+
+    study.design.check_levels()
+    if study.append and study.out is None:
+        raise UsageError("--append needs --out")
+    data = formats.read_power(study.source) if study.source is not None else _run(study, log)
+    levels = study.design.levels()
+    rows = summarize(data, *levels)
+    return json.dumps(rows, indent=2) if as_json else power_text(rows, data, levels)
