@@ -1,5 +1,5 @@
 from copybench.measure.instructions import count_instructions, valgrind_available
-from copybench.suite.cases import INSTRUCTION_METHODS, INSTRUCTION_SIZES
+from copybench.suite.cases import INSTRUCTION_METHODS, INSTRUCTION_SIZES, TRACKED, UNTRACKED
 
 
 class InstructionCounts:
@@ -23,8 +23,8 @@ class InstructionCounts:
     def setup(self, counts, numel):
         if counts is None:
             raise NotImplementedError("valgrind (callgrind) is not available")
-        self.tracked = counts[f"clone_detach-{numel}"]
-        self.untracked = counts[f"detach_clone-{numel}"]
+        self.tracked = counts[f"{TRACKED}-{numel}"]
+        self.untracked = counts[f"{UNTRACKED}-{numel}"]
 
     def track_instructions_tracked_clone(self, counts, numel):
         return self.tracked

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from copybench.formats import ENV_SUFFIX
 from copybench.measure.asvrun import Selection, asv_command, bench_regexes, config_copy
-from copybench.results.tidy import ENV_SUFFIX, load_asv
+from copybench.results.tidy import load_asv
 
 
 def _asv(*args: str, cwd) -> subprocess.CompletedProcess:

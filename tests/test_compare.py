@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from copybench.formats import ENV_SUFFIX, write_env_sidecar
 from copybench.measure.asvrun import config_copy, environment_info
-from copybench.results.tidy import ENV_SUFFIX, write_env_sidecar
 
 ROOT = Path(__file__).resolve().parents[1]
 # A few cases that differ only by method, timed in about a second each.
@@ -356,8 +356,8 @@ def test_asv_environment_errors(run_cli, asv_two_envs, runs: dict[str, Path]) ->
 def test_a_version_in_two_environments_names_the_matrix_one() -> None:
     import pandas as pd
 
+    from copybench.formats import ResultsError
     from copybench.results.compare import _select_env
-    from copybench.results.tidy import ResultsError
 
     df = pd.DataFrame(
         {

@@ -21,11 +21,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from copybench.formats import ENV_SUFFIX
 from copybench.jobs import gpucheck
-from copybench.measure.asvrun import MACHINE_VAR, asv_command
+from copybench.measure.asvrun import (
+    MACHINE_VAR,
+    TENSOR_BENCH,
+    Selection,
+    asv_command,
+    bench_regexes,
+)
 from copybench.measure.workers import run_bounded
 from copybench.report.gpu_figures import format_figures
-from copybench.results.tidy import ENV_SUFFIX, load_asv
+from copybench.results.tidy import load_asv
 
 ROOT = Path(__file__).resolve().parents[1]
 PY_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -159,9 +166,14 @@ def test_results_are_filed_under_a_snapshot_of_a_tree_without_history(tmp_path):
 
 
 # One CPU case: the asv step's code path, without a GPU.
-CPU_CASE = (
-    r"bench_tensor_copy\.TensorCopy\.time_tensor_copy\('clone', 1024, 'float32', False, "
-    r"'contiguous', 'cpu', 1\)"
+CPU_CASE = Selection(
+    methods=["clone"],
+    sizes=[1024],
+    dtypes=["float32"],
+    requires_grad=[False],
+    layouts=["contiguous"],
+    devices=["cpu"],
+    benchmarks=[TENSOR_BENCH],
 )
 
 
@@ -170,7 +182,7 @@ def test_the_asv_step_runs_what_copybench_run_runs_and_writes_the_sidecar(tmp_pa
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv(MACHINE_VAR, "gpu-check-box")
     check = gpucheck.Check(tmp_path, deadline=600)
-    gpucheck.asv_steps(check, ROOT, {"cpu": [CPU_CASE]}, devices=("cpu",))
+    gpucheck.asv_steps(check, ROOT, {"cpu": CPU_CASE})
     (step,) = check.steps
     log = check.log(step).read_text()
     assert (step.name, step.status) == ("asv-cpu", "ok"), (step.detail, log[-3000:])
@@ -183,7 +195,8 @@ def test_the_asv_step_runs_what_copybench_run_runs_and_writes_the_sidecar(tmp_pa
     # (tests/test_asv_suite.py): raw samples recorded, the chunk's regex, rounds=1.
     commit = json.loads(results.read_text())["commit_hash"]
     config = (tmp_path / "asv" / "asv.conf.json").resolve()
-    cmd = asv_command(config, "gpu-check-box", commit, [CPU_CASE], extra=gpucheck.ASV_EXTRA)
+    regexes = bench_regexes(CPU_CASE)
+    cmd = asv_command(config, "gpu-check-box", commit, regexes, extra=gpucheck.ASV_EXTRA)
     assert f"$ {shlex.join(cmd)}" in log.splitlines()
     ok = load_asv(tmp_path / "results").query("status == 'ok'")
     assert len(ok) == 1 and ok.n_samples.iloc[0] > 1

@@ -87,6 +87,96 @@ def test_no_list_of_case_columns_is_typed_outside_cases_py():
     )
 
 
+# --- method names, declared once -------------------------------------------------------------
+
+# Where a method's name is declared: the registry, and the grids and pairs that name methods.
+DECLARES_METHODS = {ROOT / "src" / "copybench" / "suite" / "methods.py", DECLARED_IN}
+# Strings that are a method's name by coincidence, each with why: (file, name).
+NOT_METHOD_NAMES = {
+    ("src/copybench/jobs/history.py", "clone"): "git's subcommand",
+    ("src/copybench/jobs/power.py", "clone"): "torch.Tensor's method, a power-study target",
+    ("src/copybench/results/tidy.py", "data"): "pytest-benchmark's key for the raw samples",
+    ("src/copybench/report/plots.py", "data"): "matplotlib's data coordinates",
+    ("scripts/check_report.py", "data"): "the DevTools screenshot's key",
+}
+REGEX = re.compile(r"\\|\(\?|\|")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, kinds)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+
+
+def retyped_method_names(tree: ast.AST, names: set[str]) -> list[tuple[int, str]]:
+    """(line, name) of each registered method's name typed as a string: a literal that is
+    one (in a list, a row, a keyword argument, a comparison), or a compound name (one with
+    an underscore: ``clone_detach``, not ``clone``) inside a regular expression or the
+    literal text of an f-string (``f"clone_detach-{n}"`` is a key typed by hand).  Prose
+    (docstrings, help texts, a title's "the tracked clone") may say a word that is a
+    method's name."""
+    skip = _docstrings(tree)
+    texts = {
+        id(part)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.JoinedStr)
+        for part in node.values
+        if isinstance(part, ast.Constant)
+    }
+    hits = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            continue
+        if id(node) in skip:
+            continue
+        if node.value in names:
+            hits.append((node.lineno, node.value))
+        elif id(node) in texts or REGEX.search(node.value):
+            words = set(re.findall(r"(?<![.\w])[A-Za-z_]\w*", node.value))
+            hits += [(node.lineno, w) for w in sorted(words & names) if "_" in w]
+    return sorted(hits)
+
+
+def test_the_checker_finds_retyped_method_names():
+    names = {"clone", "clone_detach", "copy_into"}
+    found = retyped_method_names(
+        ast.parse(
+            'def f():\n    """clone is fine here"""\n'
+            'a = ("clone", "copy_into")\n'
+            'b = counts[f"clone_detach-{n}"]\n'
+            "c = r\"bench\\.T\\.\\w+\\('(clone|copy_into)'\\)\"\n"
+            'd = Comparison(base="copy_into")\n'
+            'e = "the tracked clone\'s overhead, x.clone()"\n'
+        ),
+        names,
+    )
+    assert found == [(3, "clone"), (3, "copy_into"), (4, "clone_detach")] + [
+        (5, "copy_into"),
+        (6, "copy_into"),
+    ]
+
+
+def test_no_method_name_is_typed_outside_the_registry_and_the_grids():
+    """A method's name comes from the registry (methods.METHODS) or a grid or pair of
+    cases.py; typed again, it is a second place to change when a method is renamed, and a
+    place where a grid can drift from the registry unnoticed."""
+    names = set(METHODS)
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line} {name!r}"
+        for path in SOURCES
+        if path not in DECLARES_METHODS
+        for line, name in retyped_method_names(ast.parse(path.read_text(), str(path)), names)
+        if (str(path.relative_to(ROOT)), name) not in NOT_METHOD_NAMES
+    ]
+    assert offenders == [], "method names typed by hand: " + ", ".join(offenders)
+
+
 def _asv_classes() -> list[type]:
     sys.path.insert(0, str(ROOT))
     try:
@@ -315,25 +405,6 @@ def test_every_module_named_anywhere_exists():
     assert missing == [], "names of no copybench module: " + ", ".join(missing)
 
 
-def _command_lines() -> set[tuple[str, int]]:
-    out = set()
-    for me, path in _modules().items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.FunctionDef) and (
-                node.name == "register" or node.name.startswith("cmd_")
-            ):
-                out |= {(me, n.lineno) for n in ast.walk(node) if hasattr(n, "lineno")}
-    return out
-
-
-COMMAND_LINES = _command_lines()
-
-
-@pytest.mark.xfail(
-    reason="measure/asvrun writes its sidecars through results/tidy until formats.py holds "
-    "every on-disk format",
-    strict=True,
-)
 def test_no_module_imports_from_a_layer_above_its_own():
     """Data flows one way: suite -> formats -> measure -> results -> report -> jobs -> cli;
     nothing downstream reaches back upstream, and no library module imports the CLI."""
@@ -346,9 +417,6 @@ def test_no_module_imports_from_a_layer_above_its_own():
             continue
         for target, line in imported(path, set(modules)):
             theirs = layer_of(target)
-            # Until the commands move into cli/: a module's own command may import upward.
-            if (me, line) in COMMAND_LINES:
-                continue
             if theirs is not None and rank[theirs] > rank[mine]:
                 upward.append(f"{path.relative_to(ROOT)}:{line} ({me} imports {target})")
     assert upward == [], "imports against the layers: " + ", ".join(upward)
@@ -358,15 +426,9 @@ def test_no_import_circles():
     """No module reaches itself through imports, those inside functions included."""
     modules = _modules()
     graph = {
-        me: {
-            t
-            for t, line in imported(path, set(modules))
-            if t in modules and t != me and (me, line) not in COMMAND_LINES
-        }
+        me: {t for t, _ in imported(path, set(modules)) if t in modules and t != me}
         for me, path in modules.items()
     }
-    # A package's __init__ is imported before any of its modules: an edge to it is not a
-    # way back, unless the __init__ itself imports something.
     circles = []
     state: dict[str, int] = {}
 
@@ -383,6 +445,21 @@ def test_no_import_circles():
         if m not in state:
             visit(m, [m])
     assert circles == [], "import circles: " + "; ".join(circles)
+
+
+# A function longer than this is doing more than one thing, or saying one thing at length.
+LONGEST_FUNCTION = 60
+
+
+def test_no_function_is_longer_than_60_lines():
+    long = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and (n := node.end_lineno - node.lineno + 1) > LONGEST_FUNCTION
+    ]
+    assert long == [], "functions over 60 lines: " + ", ".join(long)
 
 
 def test_the_case_records_have_the_harnesses_axes():

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from copybench.results.tidy import nights as nights_of
+from copybench.formats import nights as nights_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ["--method", "clone", "--method", "detach_clone", "--size", "1024", "--dtype", "float32"]

@@ -17,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from copybench.formats import ENV_SUFFIX, PAIRED_SUFFIX
 from copybench.measure.asvrun import Selection, bench_regexes, config_copy
 from copybench.report import plots, table
 from copybench.report.build import build_report
 from copybench.report.findings import SITUATIONS, decisions, findings, paired_findings
-from copybench.results.tidy import ENV_SUFFIX, PAIRED_SUFFIX, load_paired, load_results
+from copybench.results.tidy import load_paired, load_results
 from copybench.suite import cases
 
 EVIL_MACHINE = "<img src=x onerror=alert(1)>&'\""
@@ -86,7 +87,7 @@ PAIRED = {
 
 def _store_paired(results: Path) -> None:
     from copybench.measure.asvrun import write_paired
-    from copybench.measure.paired import comparisons, measure_comparisons
+    from copybench.measure.study import comparisons, measure_comparisons
 
     wanted = [
         c
@@ -630,3 +631,28 @@ def test_machines_with_different_cpus_need_the_flag(results, tmp_path, run_cli):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "different CPU models" in r.stderr and "--allow-different-machines" in r.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_what_each_copy_does_is_what_the_results_recorded(results, report):
+    """Per machine and torch, the semantics each run recorded when it was measured (the
+    `copybench run` machine); a run that recorded none (the machine asv ran directly) is
+    named as such, never probed again on the torch that builds the report."""
+    import torch
+
+    from copybench.results.tidy import load_environments
+
+    envs = load_environments([results])
+    (recorded,) = [e for e in envs if e["semantics"]]
+    assert {o["method"] for o in recorded["semantics"]} >= set(TENSOR_METHODS)
+    page = report.index.read_text()
+    section = page[page.index('<h2 id="semantics">') : page.index('<h2 id="table">')]
+    assert f"<h3>{recorded['machine']}, torch {torch.__version__}</h3>" in section
+    assert section.count("<table>") == 1
+    assert "Not recorded by the results of &lt;img src=x" in section
+
+
+def test_the_report_never_probes_semantics_itself():
+    # What a copy does depends on the torch that ran it; the report's own is not that one.
+    root = Path(__file__).resolve().parents[1] / "src" / "copybench" / "report"
+    for path in root.glob("*.py"):
+        assert "copybench.suite.semantics" not in path.read_text(), path.name

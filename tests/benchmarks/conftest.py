@@ -50,7 +50,7 @@ def _cuda_driver() -> str | None:
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """What pytest-benchmark does not record: the torch build, this checkout's git hash,
     CUDA and driver versions, the CPU model and the thread count the harness sets."""
-    from copybench.measure.asvrun import environment_info
+    from copybench.measure.asvrun import environment_info, observed_semantics
     from copybench.suite.cases import DEFAULT_THREADS
 
     info = environment_info()
@@ -61,6 +61,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         cpu_count=os.cpu_count(),
         threads=DEFAULT_THREADS,
         slowed_down=sorted(slowed_down_methods()),
+        semantics=observed_semantics(),
     )
     machine_info["copybench"] = info
 
