@@ -454,18 +454,68 @@ def test_report_is_self_contained(report):
     assert "clone_detach" in page and "shares_version_counter" in page
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
-def test_renders_in_headless_chromium(root, report):
-    shot = report.index.parent / "screenshot.png"
-    r = subprocess.run(
-        [sys.executable, str(root / "scripts/check_report.py"), str(report.index)],
+def _check_report(root: Path, index: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(root / "scripts/check_report.py"), str(index)],
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="needs Debian's chromium"
+)
+
+
+@NEEDS_CHROMIUM
+def test_renders_in_headless_chromium(root, report):
+    # Every image loads; every in-page link names an element; no sideways scroll at
+    # 1,400 px; plot and page text at least 10 px as shown; under 1 MB.
+    shot = report.index.parent / "screenshot.png"
+    r = _check_report(root, report.index)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"{len(report.plots)} images loaded, 0 problems" in r.stdout
+    links = report.index.read_text().count('href="#')
+    assert f"; {links} in-page links; " in r.stdout
     assert shot.stat().st_size > 10_000
+
+
+@NEEDS_CHROMIUM
+def test_check_report_names_each_broken_rule(root, report, tmp_path):
+    """The same page, broken once for each rule check_report.py holds it to: one line on
+    stderr per failure, exit 1."""
+    page = report.index.read_text()
+    breakage = (
+        '<p><a href="#nowhere">a link to no element</a> <a href="missing.csv">no file</a></p>'
+        '<div style="width: 2000px">wider than the window</div>'
+        '<p style="font-size: 8px">tiny words</p>'
+        '<table><tr><td style="width: 1px">a cell squeezed to one word a line</td>'
+        "<td>x</td></tr></table>"
+        "<style>figure img { width: 400px; }</style>"
+        f"<!-- {'x' * 1_000_000} -->"
+    )
+    # A copy of the report's folder and asv's HTML beside it, which the page links to.
+    out = shutil.copytree(report.index.parent.parent, tmp_path / "out")
+    broken = out / report.index.parent.name / "index.html"
+    broken.write_text(page.replace("</body>", breakage + "</body>"))
+    r = _check_report(root, broken)
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stderr.splitlines()
+    assert all(line.startswith("check_report: ") for line in lines)
+    expected = {
+        "link #nowhere names no element of the page": 1,
+        "link missing.csv names no file": 1,
+        "the page scrolls sideways": 1,
+        "page text 8 px (under 10 px)": 1,
+        "a table cell wraps about a word a line": 1,
+        "plot text": len(report.plots),  # each image shown at 400 px
+        "the page weighs": 1,
+    }
+    for what, n in expected.items():
+        assert sum(what in line for line in lines) == n, (what, lines)
+    assert len(lines) == sum(expected.values()), lines
+    assert "past the edge: div" in r.stderr
 
 
 def test_every_finding_links_to_what_shows_it(report):
