@@ -245,7 +245,6 @@ def _write(
     reference_machine: str | None = None,
 ) -> list[str]:
     import datetime
-    import io
 
     import torch
 
@@ -257,14 +256,9 @@ def _write(
     paired = table.paired_latest(paired)
 
     def render(made) -> list[html.RenderedPlot]:
-        out = []
-        for p in made:
-            buf = io.BytesIO()
-            p.figure.savefig(buf, format="png", dpi=90)
-            # Inlined only: the page is self-contained, and a second copy on disk would
-            # double what a report stores (each PNG can be saved from the page).
-            out.append(html.RenderedPlot(p.slug, p.title, p.caption, buf.getvalue()))
-        return out
+        # Inlined only: the page is self-contained, and a second copy on disk would
+        # double what a report stores (each PNG can be saved from the page).
+        return [html.render_plot(p.slug, p.title, p.caption, p.figure) for p in made]
 
     rendered = render(plots.all_plots(df, paired))
     trends = render(plots.trend_plots(nights)) if nights is not None else []
