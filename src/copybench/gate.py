@@ -79,12 +79,6 @@ BLOCK_SECONDS = 0.001
 FAILING = ("regressed", "drifted")
 
 
-def _gate_allocator() -> dict[str, str]:
-    from .cases import GATE_ALLOCATOR
-
-    return GATE_ALLOCATOR
-
-
 @dataclass
 class Side:
     """One side of the comparison: an interpreter and the environment it runs in."""
@@ -94,7 +88,7 @@ class Side:
     env: dict[str, str] = field(default_factory=dict)
     # glibc's allocator settings under the inherited environment (``cases.GATE_ALLOCATOR``;
     # empty: glibc's dynamic default)
-    allocator: dict[str, str] = field(default_factory=lambda: dict(_gate_allocator()))
+    allocator: dict[str, str] = field(default_factory=lambda: allocator_of("fixed"))
 
     def environ(self) -> dict[str, str]:
         out = {**self.allocator, **os.environ}
@@ -617,7 +611,9 @@ def allocator_option(s: argparse.ArgumentParser) -> None:
 
 def allocator_of(choice: str) -> dict[str, str]:
     """``--allocator``'s environment: the gate's fixed thresholds, or none."""
-    return dict(_gate_allocator()) if choice == "fixed" else {}
+    from .cases import GATE_ALLOCATOR
+
+    return dict(GATE_ALLOCATOR) if choice == "fixed" else {}
 
 
 def want_instructions(flag: bool | None) -> bool:

@@ -392,7 +392,7 @@ def _check_same_study(old: dict[str, Any], new: dict[str, Any]) -> None:
 
 def _appended(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``old`` with ``new``'s gates added; ResultsError unless the two studies are the same
-    study (variants, rounds, budget, load)."""
+    study (:func:`_check_same_study`)."""
     _check_same_study(old, new)
     calls = {t: sorted(set(old["calls"].get(t, [])) | set(c)) for t, c in new["calls"].items()}
     return {
@@ -486,6 +486,7 @@ def cmd_power_study(args: argparse.Namespace) -> int:
             else variants(args.target or ["clone"], args.factor or list(DEFAULT_FACTORS))
         )
         cases = gate_cases(args.method or None, args.size or None, args.model or None)
+        allocator = allocator_of(args.allocator)
         if args.append and args.out.exists():
             # Before a study that may take an hour, not after it.
             planned = {
@@ -493,7 +494,7 @@ def cmd_power_study(args: argparse.Namespace) -> int:
                 "processes": args.processes,
                 "budget": args.budget,
                 "load": args.load,
-                "allocator": allocator_of(args.allocator),
+                "allocator": allocator,
             }
             _check_same_study(_load(args.out), planned)
         data = run_study(
@@ -505,7 +506,7 @@ def cmd_power_study(args: argparse.Namespace) -> int:
             want_instructions(args.instructions),
             args.load,
             sys.stderr,
-            allocator_of(args.allocator),
+            allocator,
         )
         if args.out:
             if args.append and args.out.exists():
