@@ -1,14 +1,29 @@
 #!/usr/bin/env python3
-"""Open a copybench report in headless Chromium and check that it renders.
+"""Open a copybench report in headless Chromium and check that it renders and reads.
 
-Checks that every image loaded (complete, with a natural width), that the page logged no
-console error, threw no exception and made no failed request, and saves a screenshot.
-Talks to Chromium over the DevTools protocol on a pipe (``--remote-debugging-pipe``): no
-network port, no websocket library, only the standard library.
+Checks, in a window 1,400 px wide (``--width``):
 
-    scripts/check_report.py reports/latest/index.html [--screenshot PATH]
+- every image loaded (complete, with a natural width); the page logged no console error,
+  threw no exception and made no failed request;
+- every in-page link (``href="#..."``) names an element's id, and every link to a file
+  beside the page (``results.csv``, asv's HTML) names one that exists;
+- the page does not scroll sideways: its scroll width is at most the window's width;
+- no table cell is squeezed to about a word a line (four words or more, in lines of under
+  12 characters on average);
+- a plot's smallest text (``data-min-font-px`` on its ``<img>``: the size in the PNG's own
+  pixels) is at least 10 px as the page shows it, that is times the image's displayed
+  width over its natural width; and no text of the page itself is smaller than 10 px;
+- the page weighs under 1 MB: the HTML and every image it loads (inlined images are part
+  of the HTML).
 
-Exit status: 0 rendered cleanly; 1 a check failed; 2 no Chromium or no such report.
+Saves a screenshot.  Talks to Chromium over the DevTools protocol on a pipe
+(``--remote-debugging-pipe``): no network port, no websocket library, only the standard
+library.
+
+    scripts/check_report.py reports/latest/index.html [--screenshot PATH] [--width PX]
+
+Prints one line per failed check on stderr, then a summary on stdout.  Exit status: 0 every
+check passed; 1 a check failed; 2 no Chromium or no such report.
 """
 
 from __future__ import annotations
@@ -144,8 +159,70 @@ class Browser:
         os.close(self._out_r)
 
 
+# What the page must meet: text a person reads without zooming, a page that loads at once.
+MIN_TEXT_PX = 10.0
+MAX_PAGE_BYTES = 1_000_000
+
 IMAGES_JS = """JSON.stringify(Array.from(document.images).map(i => ({
-  src: i.src.slice(0, 48), alt: i.alt, complete: i.complete, width: i.naturalWidth})))"""
+  src: i.src.slice(0, 48), alt: i.alt, complete: i.complete, width: i.naturalWidth,
+  shown: i.clientWidth, minFontPx: i.dataset.minFontPx ?? null})))"""
+
+# The page as laid out: its scroll width against the window's (documentElement.clientWidth:
+# the viewport without a scroll bar), the outermost elements that stick out past it, every
+# link, and the smallest text the page itself sets (elements that hold text and are shown).
+LAYOUT_JS = r"""(() => {
+  const root = document.documentElement, width = root.clientWidth;
+  // An element by tag, id and class, and the section (the last h2 with an id before it).
+  const section = e => {
+    let h = null;
+    for (const x of document.querySelectorAll('h2[id]'))
+      if (x.compareDocumentPosition(e) & Node.DOCUMENT_POSITION_FOLLOWING) h = x;
+    return h ? ' in #' + h.id : '';
+  };
+  const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+    + (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ')[0] : '')
+    + section(e);
+  const past = e => e.getBoundingClientRect().right > width + 0.5;
+  // Inside a box that scrolls or clips (the tidy table's), an element widens nothing.
+  const clipped = e => {
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement)
+      if (getComputedStyle(a).overflowX !== 'visible') return true;
+    return false;
+  };
+  const wide = [];
+  for (const e of document.body.querySelectorAll('*'))
+    if (e.getBoundingClientRect().width && past(e) && !past(e.parentElement) && !clipped(e))
+      wide.push(name(e) + ' (right edge ' + Math.round(e.getBoundingClientRect().right) + ' px)');
+  let smallest = null;
+  for (const e of document.body.querySelectorAll('*')) {
+    const text = Array.from(e.childNodes).some(n => n.nodeType === 3 && n.data.trim());
+    if (!text || !e.getClientRects().length) continue;
+    const px = parseFloat(getComputedStyle(e).fontSize);
+    if (smallest === null || px < smallest.px) smallest = {px, where: name(e)};
+  }
+  // Table cells too narrow to read: four words or more, wrapped into lines of under 12
+  // characters on average (a column squeezed to about a word a line; a long identifier
+  // broken across lines of a narrow column is not that).
+  const narrow = [];
+  for (const td of document.querySelectorAll('td')) {
+    const text = td.textContent.trim().replace(/\s+/g, ' ');
+    const words = text.split(' ').filter(Boolean).length;
+    if (words < 4 || !td.getClientRects().length) continue;
+    const range = document.createRange();
+    range.selectNodeContents(td);
+    const lines = new Set(Array.from(range.getClientRects(), r => Math.round(r.bottom))).size;
+    if (text.length / lines < 12)
+      narrow.push(name(td) + ': ' + words + ' words on ' + lines + ' lines, "'
+                  + td.textContent.trim().slice(0, 40) + '"');
+  }
+  const links = Array.from(document.querySelectorAll('a[href]')).map(a => ({
+    href: a.getAttribute('href'), url: a.href,
+    target: a.getAttribute('href').startsWith('#')
+      ? !!document.getElementById(decodeURIComponent(a.getAttribute('href').slice(1)))
+      : null}));
+  return JSON.stringify({scrollWidth: root.scrollWidth, width, wide: wide.slice(0, 3),
+                         smallest, narrow, links});
+})()"""
 
 
 def _wait_loaded(b: Browser, session: str, url: str, timeout: float = 60) -> None:
@@ -160,7 +237,26 @@ def _wait_loaded(b: Browser, session: str, url: str, timeout: float = 60) -> Non
     raise TimeoutError(f"{url} did not finish loading in {timeout} s")
 
 
-def check(index: Path, screenshot: Path, width: int = 1280, height: int = 2400) -> dict:
+def _evaluate(b: Browser, session: str, expression: str):
+    r = b.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session)
+    return json.loads(r["result"]["value"])
+
+
+def page_bytes(index: Path, image_urls: list[str]) -> int:
+    """The page's weight: the HTML, and every image it loads from a file (an inlined image
+    is part of the HTML already)."""
+    from urllib.parse import unquote, urlparse
+
+    total = index.stat().st_size
+    for url in dict.fromkeys(image_urls):
+        u = urlparse(url)
+        if u.scheme == "file":
+            f = Path(unquote(u.path))
+            total += f.stat().st_size if f.is_file() else 0
+    return total
+
+
+def check(index: Path, screenshot: Path, width: int = 1400, height: int = 2400) -> dict:
     """Load ``index`` and return what was seen; ``problems`` lists every failed check."""
     exe = find_chromium()
     if exe is None:
@@ -187,11 +283,9 @@ def check(index: Path, screenshot: Path, width: int = 1280, height: int = 2400) 
             start = len(b.events)
             b.send("Page.navigate", {"url": url}, session=s)
             _wait_loaded(b, s, url)
-            images = json.loads(
-                b.send(
-                    "Runtime.evaluate", {"expression": IMAGES_JS, "returnByValue": True}, session=s
-                )["result"]["value"]
-            )
+            images = _evaluate(b, s, IMAGES_JS)
+            image_urls = _evaluate(b, s, "JSON.stringify(Array.from(document.images, i => i.src))")
+            layout = _evaluate(b, s, LAYOUT_JS)
             shot = b.send("Page.captureScreenshot", {"format": "png"}, session=s)
             import base64
 
@@ -226,29 +320,88 @@ def check(index: Path, screenshot: Path, width: int = 1280, height: int = 2400) 
     for img in images:
         if not img["complete"] or img["width"] == 0:
             problems.append(f"image did not load: {img['alt']} ({img['src']}...)")
-    return {"images": len(images), "problems": problems, "screenshot": str(screenshot)}
+    # Links: an in-page one must name an element; one to a file beside the page, a file.
+    from urllib.parse import unquote, urlparse
+
+    links = layout["links"]
+    for link in links:
+        u = urlparse(link["url"])
+        if link["target"] is False:
+            problems.append(f"link {link['href']} names no element of the page")
+        elif link["target"] is None and u.scheme == "file" and not Path(unquote(u.path)).exists():
+            problems.append(f"link {link['href']} names no file ({unquote(u.path)})")
+    in_page = sum(1 for link in links if link["target"] is not None)
+    if layout["scrollWidth"] > layout["width"]:
+        problems.append(
+            f"the page scrolls sideways: {layout['scrollWidth']} px wide in a "
+            f"{layout['width']} px window; past the edge: {', '.join(layout['wide']) or '?'}"
+        )
+    # Text sizes as shown: a plot's smallest text in its PNG's pixels, times the image's
+    # displayed width over its natural width.
+    plot_px = []
+    for img in images:
+        if not img["width"]:
+            continue  # did not load: said above
+        if img["minFontPx"] is None:
+            problems.append(f"image without data-min-font-px, text size unknown: {img['alt']}")
+            continue
+        px = float(img["minFontPx"]) * img["shown"] / img["width"]
+        plot_px.append(px)
+        if px < MIN_TEXT_PX:
+            problems.append(
+                f"plot text {px:.1f} px as shown (under {MIN_TEXT_PX:g} px): {img['alt']} "
+                f"({float(img['minFontPx']):.1f} px in a {img['width']} px image shown "
+                f"{img['shown']} px wide)"
+            )
+    smallest = layout["smallest"]
+    if smallest and smallest["px"] < MIN_TEXT_PX:
+        problems.append(
+            f"page text {smallest['px']:g} px (under {MIN_TEXT_PX:g} px): {smallest['where']}"
+        )
+    for cell in layout["narrow"]:
+        problems.append(f"a table cell wraps about a word a line: {cell}")
+    weight = page_bytes(index, image_urls)
+    if weight >= MAX_PAGE_BYTES:
+        problems.append(f"the page weighs {weight:,} bytes (limit {MAX_PAGE_BYTES:,})")
+    return {
+        "images": len(images),
+        "problems": problems,
+        "screenshot": str(screenshot),
+        "links": in_page,
+        "scroll_width": layout["scrollWidth"],
+        "width": layout["width"],
+        "plot_text_px": min(plot_px) if plot_px else None,
+        "page_text_px": smallest["px"] if smallest else None,
+        "bytes": weight,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("index", type=Path)
     p.add_argument("--screenshot", type=Path, help="default: screenshot.png beside index.html")
+    p.add_argument("--width", type=int, default=1400, help="window width in px (default: 1400)")
     args = p.parse_args(argv)
     if not args.index.is_file():
         print(f"check_report: {args.index}: no such report", file=sys.stderr)
         return 2
     shot = args.screenshot or args.index.with_name("screenshot.png")
     try:
-        result = check(args.index, shot)
+        result = check(args.index, shot, width=args.width)
     except FileNotFoundError as e:
         print(f"check_report: {e}", file=sys.stderr)
         return 2
     for problem in result["problems"]:
         print(f"check_report: {problem[:300]}", file=sys.stderr)
     status = "FAILED" if result["problems"] else "ok"
+    plot_px, page_px = result["plot_text_px"], result["page_text_px"]
     print(
         f"check_report: {status}: {args.index}: {result['images']} images loaded, "
-        f"{len(result['problems'])} problems; screenshot {result['screenshot']}"
+        f"{len(result['problems'])} problems; {result['links']} in-page links; scroll width "
+        f"{result['scroll_width']} px in a {result['width']} px window; smallest text "
+        f"{'-' if plot_px is None else f'{plot_px:.1f}'} px in plots, "
+        f"{'-' if page_px is None else f'{page_px:g}'} px on the page; "
+        f"{result['bytes']:,} bytes; screenshot {result['screenshot']}"
     )
     return 1 if result["problems"] else 0
 

@@ -240,3 +240,13 @@ def test_median_ci_order_statistics_are_scipys_binomial_quantiles(confidence):
     for n in [*range(1, 600), 1999, 2000, 4097, stats.EXACT_BINOMIAL_N]:
         expected = (int(binom.ppf(q, n, 0.5)), int(binom.isf(q, n, 0.5)))
         assert stats._binomial_half_quantiles(n, q) == expected, n
+
+
+def test_tukey_fences_leave_the_far_out_values_out():
+    # Quartiles 2 and 4 (numpy's linear ones): fences 3 IQRs beyond them, NaNs ignored.
+    values = [1.0, 2.0, 3.0, 4.0, 5.0, float("nan")]
+    assert stats.tukey_fences(values) == (2.0 - 6.0, 4.0 + 6.0)
+    assert stats.tukey_fences(values, k=1.5) == (2.0 - 3.0, 4.0 + 3.0)
+    low, high = stats.tukey_fences([600, 610, 590, 620, 605, 2_000_000, -900_000])
+    assert low < 590 and 620 < high < 2_000_000 and low > -900_000
+    assert all(math.isnan(v) for v in stats.tukey_fences([float("nan")]))

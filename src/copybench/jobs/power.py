@@ -388,7 +388,7 @@ def _check_same_study(old: dict[str, Any], new: dict[str, Any]) -> None:
 
 def _appended(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``old`` with ``new``'s gates added; ResultsError unless the two studies are the same
-    study (variants, rounds, budget, load)."""
+    study (:func:`_check_same_study`)."""
     _check_same_study(old, new)
     calls = {t: sorted(set(old["calls"].get(t, [])) | set(c)) for t, c in new["calls"].items()}
     return {

@@ -78,12 +78,6 @@ BLOCK_SECONDS = 0.001
 FAILING = ("regressed", "drifted")
 
 
-def _gate_allocator() -> dict[str, str]:
-    from copybench.suite.cases import GATE_ALLOCATOR
-
-    return GATE_ALLOCATOR
-
-
 @dataclass
 class Side:
     """One side of the comparison: an interpreter and the environment it runs in."""
@@ -93,7 +87,7 @@ class Side:
     env: dict[str, str] = field(default_factory=dict)
     # glibc's allocator settings under the inherited environment (``cases.GATE_ALLOCATOR``;
     # empty: glibc's dynamic default)
-    allocator: dict[str, str] = field(default_factory=lambda: dict(_gate_allocator()))
+    allocator: dict[str, str] = field(default_factory=lambda: allocator_of("fixed"))
 
     def environ(self) -> dict[str, str]:
         out = {**self.allocator, **os.environ}
@@ -211,21 +205,26 @@ def measure_process(spec: dict[str, Any]) -> dict[str, Any]:
         "references": {},
         "skipped": {},
     }
-    # A warm pass over every case, untimed, then the timed one.  Without it the first
-    # 4 MiB cases of a process ran about 2x slower than the same cases later in it (in
-    # either order of the cases; 10 fresh processes), so a case's time depended on its place.
-    for timed in (False, True):
-        for c in spec["cases"]:
-            prepare = prepare_tensor_case if c["kind"] == "tensor" else prepare_module_case
-            try:
-                case = prepare(*c["args"], c["threads"])
-            except CaseError as e:
-                out["skipped"][case_id(c)] = str(e)
-                continue
-            blocks, refs = _abba(case.run, reference_of(case.source), spec["budget"], timed)
-            if timed:
-                out["cases"][case_id(c)] = blocks
-                out["references"][case_id(c)] = refs
+    # Each case is run untimed first (ABBA beside its reference, half the budget), then
+    # timed on the same tensors.  The first calls of a 4 MiB case fault a fresh heap region
+    # in (about 1,024 minor faults), and without this warm-up the cases that did so ran
+    # 1.5-2x slower for their whole timed run: the first 4 MiB cases of each process, in
+    # either order of the cases.  A warm pass over all cases before timing any did not
+    # help: the first 4 MiB cases then faulted 1,000-2,000 pages in again while timed.
+    # Warmed case by case, 6 fresh processes: every 4 MiB case 92-118 us, no fault while
+    # timed.
+    for c in spec["cases"]:
+        prepare = prepare_tensor_case if c["kind"] == "tensor" else prepare_module_case
+        try:
+            case = prepare(*c["args"], c["threads"])
+        except CaseError as e:
+            out["skipped"][case_id(c)] = str(e)
+            continue
+        reference = reference_of(case.source)
+        _abba(case.run, reference, spec["budget"], timed=False)
+        blocks, refs = _abba(case.run, reference, spec["budget"], timed=True)
+        out["cases"][case_id(c)] = blocks
+        out["references"][case_id(c)] = refs
     return out
 
 
@@ -233,7 +232,8 @@ def _abba(
     run: Callable[[], Any], reference: Callable[[], Any], budget: float, timed: bool
 ) -> tuple[list[float], list[float]]:
     """Per-call seconds of blocks of ``run`` and ``reference`` in ABBA order: at least 6
-    of each and ``budget`` seconds in all (the warm pass: 2 of each, half the budget)."""
+    of each and ``budget`` seconds in all (untimed, the warm-up: 2 of each, half the
+    budget)."""
     from copybench.suite.timing import time_block
 
     n, k = _calls_per_block(run), _calls_per_block(reference)
@@ -479,7 +479,9 @@ def gate_levels(
 
 def allocator_of(choice: str) -> dict[str, str]:
     """``--allocator``'s environment: the gate's fixed thresholds, or none."""
-    return dict(_gate_allocator()) if choice == "fixed" else {}
+    from copybench.suite.cases import GATE_ALLOCATOR
+
+    return dict(GATE_ALLOCATOR) if choice == "fixed" else {}
 
 
 def want_instructions(flag: bool | None) -> bool:

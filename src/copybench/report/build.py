@@ -193,19 +193,12 @@ def _replace(tmp: Path, dest: Path) -> None:
 
 
 def _rendered(made: Iterable[Any]) -> list[Any]:
-    """Plots (:mod:`.plots`) as PNGs for the page."""
-    import io
-
+    """Plots (:mod:`.plots`) as PNGs for the page.  Inlined only: the page is
+    self-contained, and a second copy on disk would double what a report stores (each PNG
+    can be saved from the page)."""
     from copybench.report import html
 
-    out = []
-    for p in made:
-        buf = io.BytesIO()
-        p.figure.savefig(buf, format="png", dpi=90)
-        # Inlined only: the page is self-contained, and a second copy on disk would
-        # double what a report stores (each PNG can be saved from the page).
-        out.append(html.RenderedPlot(p.slug, p.title, p.caption, buf.getvalue()))
-    return out
+    return [html.render_plot(p.slug, p.title, p.caption, p.figure) for p in made]
 
 
 def _with_threads(envs: list[dict], df: pd.DataFrame) -> list[dict]:

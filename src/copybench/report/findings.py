@@ -27,7 +27,8 @@ from copybench.suite.units import (
 @dataclass(frozen=True)
 class Finding:
     text: str
-    plot: str | None = None  # slug of the plot that shows it
+    plot: str | None = None  # slug of the plot that shows it (table.plot_slug)
+    section: str | None = None  # else the id of the page's section that shows it
 
 
 def _code(method: str) -> str:
@@ -53,12 +54,13 @@ def findings(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> list[Findi
             Finding(
                 "These results hold no paired comparisons (an unnarrowed `copybench run` "
                 "measures them), so this page states no A-against-B difference: two "
-                "independent medians cannot tell one."
+                "independent medians cannot tell one.",
+                section="decide",
             )
         )
     out += _roof(times, multi)
     out += _modules(table.newest_torch(table.module_rows(cur)), multi)
-    out += _versions(table.version_table(table.tensor_times(cur)))
+    out += _versions(table.version_table(table.tensor_times(cur)), multi)
     out += _unstable(df)
     return out
 
@@ -95,6 +97,8 @@ def paired_findings(paired: pd.DataFrame, multi: bool = False) -> list[Finding]:
     out = []
     for machine, pm in paired.groupby("machine", sort=False):
         where = f" on {machine}" if multi else ""
+        # The plots of these results (plots.all_plots): the paired study is the CPU's.
+        mine = machine if multi else ""
         t = table.beside_control(pm, "tracked_clone")
         t = t[(t["dtype"] == "float32") & (t["layout"] == "contiguous")].sort_values("nbytes")
         if not t.empty:
@@ -114,7 +118,7 @@ def paired_findings(paired: pd.DataFrame, multi: bool = False) -> list[Finding]:
                 text += " At no measured size is it resolved."
             else:
                 text += f" Resolved at {', '.join(sizes)}; elsewhere indistinguishable here."
-            out.append(Finding(text, "overhead"))
+            out.append(Finding(text, table.plot_slug("overhead", mine, "cpu")))
         c = table.beside_control(pm, "clone_vs_copy_into").sort_values("nbytes")
         if not c.empty:
             roof, clone = PAIRS["clone_vs_copy_into"]
@@ -122,7 +126,8 @@ def paired_findings(paired: pd.DataFrame, multi: bool = False) -> list[Finding]:
             out.append(
                 Finding(
                     f"{_code(clone)} against {_code(roof)} into a buffer that already "
-                    f"exists (float32{where}): " + "; ".join(parts) + "."
+                    f"exists (float32{where}): " + "; ".join(parts) + ".",
+                    table.plot_slug("time", mine, "cpu", "float32"),
                 )
             )
         for pair in ("deepcopy_vs_snapshot", "deepcopy_vs_load_state_dict"):
@@ -136,7 +141,8 @@ def paired_findings(paired: pd.DataFrame, multi: bool = False) -> list[Finding]:
             parts = [f"{r['model']} {cost_text(r)}" for _, r in m.iterrows()]
             out.append(
                 Finding(
-                    f"{_code(deepcopy)} against {_code(other)}{where}: " + "; ".join(parts) + "."
+                    f"{_code(deepcopy)} against {_code(other)}{where}: " + "; ".join(parts) + ".",
+                    table.plot_slug("modules", mine, "cpu"),
                 )
             )
     return out
@@ -170,7 +176,8 @@ def _roof(times: pd.DataFrame, multi: bool) -> list[Finding]:
             # Stated only where the quartiles keep the two apart by the 1.5× it claims.
             apart = slow["q25"] >= 1.5 * r["q75"] if not pd.isna(slow["q25"]) else False
             text += ": a fresh allocation pays for its pages." if apart else "."
-        out.append(Finding(text, "bandwidth"))
+        slug = table.plot_slug("bandwidth", machine if multi else "", device, dtype)
+        out.append(Finding(text, slug))
     return out
 
 
@@ -180,6 +187,7 @@ def _modules(mods: pd.DataFrame, multi: bool) -> list[Finding]:
     fixed_tensors, fixed_params = table.model_sweeps()
     for (machine, device), g in t.groupby(["machine", "device"], sort=False):
         where = _where(machine, device, multi)
+        slug = table.plot_slug("modules", machine if multi else "", device)
         big = g[g["n_tensors"] == fixed_tensors]
         if big["method"].nunique() >= 2:
             biggest = big[big["n_params"] == big["n_params"].max()].sort_values("median")
@@ -199,7 +207,7 @@ def _modules(mods: pd.DataFrame, multi: bool) -> list[Finding]:
                     f"Copying the {spec.n_params:,}-parameter model ({spec.n_tensors} tensors, "
                     f"{where}), medians of separate runs (not paired): {best['method']} "
                     f"{_spread(best)}, {worst['method']} {_spread(worst)}: {verdict}.",
-                    "modules",
+                    slug,
                 )
             )
         split = g[g["target_params"] == fixed_params]
@@ -218,7 +226,7 @@ def _modules(mods: pd.DataFrame, multi: bool) -> list[Finding]:
                     f"({format_seconds(few['median'])} to {format_seconds(many['median'])}, "
                     f"{where}): "
                     "its cost is per tensor, not per byte.",
-                    "modules",
+                    slug,
                 )
             )
     return out
@@ -241,10 +249,11 @@ def _spread(row: pd.Series) -> str:
     return f"{format_seconds(row['median'])} (IQR {quartiles})"
 
 
-def _versions(vt: pd.DataFrame) -> list[Finding]:
+def _versions(vt: pd.DataFrame, multi: bool = False) -> list[Finding]:
     """Torch versions against the oldest: independent medians from runs one after the other,
     so a spread and an extreme, each with the band its IQRs allow; never a ranking or a
-    verdict (``copybench gate`` times two builds side by side for that)."""
+    verdict (``copybench gate`` times two builds side by side for that).  Each links to the
+    plot of its largest ratio's machine and device."""
     out = []
     if vt.empty:
         return out
@@ -259,7 +268,7 @@ def _versions(vt: pd.DataFrame) -> list[Finding]:
                 f"{_ratio(q1)} and {_ratio(q3)}); the largest is {worst['method']} at "
                 f"{format_bytes(worst['nbytes'])}, {_ratio(worst['ratio'], '×')} "
                 f"({_band(worst['ratio_lo'], worst['ratio_hi'])}).",
-                "versions",
+                table.plot_slug("versions", worst["machine"] if multi else "", worst["device"]),
             )
         )
     return out
@@ -280,7 +289,8 @@ def _unstable(df: pd.DataFrame) -> list[Finding]:
         Finding(
             f"{n} of {len(ok)} measurements are unstable (interquartile range above "
             f"{format_percent(UNSTABLE_RELATIVE_IQR * 100, digits=0)} of the median); the table "
-            "marks them, and their medians are not numbers to act on alone."
+            "marks them, and their medians are not numbers to act on alone.",
+            section="table",
         )
     ]
 
@@ -297,6 +307,7 @@ class Decision:
     code: str
     cost: str
     caveat: str
+    when: str = ""  # where each side is cheaper, and what decides it (both sides win somewhere)
 
 
 # The situations users meet, each answered by one paired comparison (copybench.measure.paired).
@@ -361,11 +372,15 @@ def decisions(paired: pd.DataFrame, semantics: list[dict]) -> list[Decision]:
                 picks.add(rows.index[-1])
                 label = lambda r: f"at {format_bytes(r['nbytes'])}"  # noqa: E731
             else:
-                rows = rows.assign(n_params=[MODELS[m].n_params for m in rows["model"]])
+                rows = rows.assign(
+                    n_params=[MODELS[m].n_params for m in rows["model"]],
+                    n_tensors=[MODELS[m].n_tensors for m in rows["model"]],
+                )
                 rows = rows.sort_values(["n_params", "model"])
                 picks = {rows.index[0], rows.index[-1]}
                 label = lambda r: f"model {r['model']}"  # noqa: E731
             resolved = rows[[is_resolved(r) for _, r in rows.iterrows()]]
+            when = ""
             if resolved.empty:
                 code, against, cheaper = f"either {_code(base)} or {_code(head)}", head, None
             elif (resolved["overhead_pct"] > 0).all():
@@ -373,7 +388,11 @@ def decisions(paired: pd.DataFrame, semantics: list[dict]) -> list[Decision]:
             elif (resolved["overhead_pct"] < 0).all():
                 code, against, cheaper = _code(head), head, head
             else:
-                code, against, cheaper = f"{_code(base)} or {_code(head)}, by size", head, None
+                code, against, cheaper = f"{_code(base)} or {_code(head)}", head, None
+                when = _what_decides(rows, resolved, base, head)
+                # The cost column shows each side where it is cheaper.
+                for side in (resolved["overhead_pct"] > 0, resolved["overhead_pct"] < 0):
+                    picks.add(resolved[side]["overhead_pct"].abs().idxmax())
             cost = f"{_code(against)} against {_code(base)}: " + "; ".join(
                 f"{label(r)} {cost_text(r)}"
                 for _, r in rows.loc[sorted(picks, key=list(rows.index).index)].iterrows()
@@ -383,5 +402,59 @@ def decisions(paired: pd.DataFrame, semantics: list[dict]) -> list[Decision]:
                 _caveat(m, observed) for m in ([cheaper] if cheaper else [base, head])
             )
             where = f" ({machine})" if multi else ""
-            out.append(Decision(situation + where, code, cost, f"{caveat} {note}".strip()))
+            out.append(Decision(situation + where, code, cost, f"{caveat} {note}".strip(), when))
     return out
+
+
+# What may decide between two copies, per kind of case: the column of the comparison's
+# rows, its name, how a value reads, and the unit after a value or a range of them.
+_DECIDERS: dict[str, tuple[tuple[str, str, object, str], ...]] = {
+    "tensor": (("nbytes", "size", format_bytes, ""),),
+    "module": (
+        ("n_tensors", "tensor count", lambda n: f"{int(n):,}", " tensors"),
+        ("n_params", "parameter count", lambda n: f"{int(n):,}", " parameters"),
+    ),
+}
+
+
+def _what_decides(rows: pd.DataFrame, resolved: pd.DataFrame, base: str, head: str) -> str:
+    """Where each of two copies is the cheaper one, where the resolved differences go both
+    ways, and what decides it: the case column (size; tensor count or parameter count)
+    along which one side's cases all lie beyond the other's, read from these results.
+    Where no column keeps them apart, or more than one does, it says so rather than
+    name one."""
+    kind = rows["kind"].iloc[0]
+    head_wins = resolved[resolved["overhead_pct"] < 0]
+    base_wins = resolved[resolved["overhead_pct"] > 0]
+
+    def keeps_apart(col: str) -> bool:
+        h, b = head_wins[col], base_wins[col]
+        return h.max() < b.min() or b.max() < h.min()
+
+    apart = [d for d in _DECIDERS[kind] if keeps_apart(d[0])]
+    col, _, fmt, unit = apart[0] if apart else _DECIDERS[kind][0]
+    if len(apart) == 1:
+        decides = f"by {apart[0][1]}"
+    elif not apart:
+        decides = "by the case (no one case column keeps the two sides apart)"
+    else:
+        decides = f"by {' or '.join(d[1] for d in apart)} (these cases do not tell which)"
+
+    def at(side: pd.DataFrame) -> str:
+        values = sorted(set(side[col]))
+        if len(values) == 1:
+            text = fmt(values[0]) + unit
+        elif kind == "tensor":
+            text = ", ".join(fmt(v) for v in values)
+        else:
+            text = f"{fmt(values[0])} to {fmt(values[-1])}{unit}"
+        if kind == "module":
+            models = list(side.sort_values([col, "model"])["model"])
+            text += f" ({', '.join(models)})"
+        return text
+
+    unresolved = len(rows) - len(resolved)
+    return (
+        f"{decides}: {_code(head)} is cheaper at {at(head_wins)}, {_code(base)} at "
+        f"{at(base_wins)}" + ("; elsewhere indistinguishable here." if unresolved else ".")
+    )

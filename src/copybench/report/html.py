@@ -28,14 +28,50 @@ class RenderedPlot:
     title: str
     caption: str
     png: bytes
+    min_font_px: float | None = None  # the smallest text, in the PNG's own pixels
 
 
+def render_plot(slug: str, title: str, caption: str, figure) -> RenderedPlot:
+    """A figure as the page inlines it: a PNG at :data:`plots.DPI` of at most 256 colours,
+    with the size of its smallest text in the PNG's pixels (``data-min-font-px``, which
+    scripts/check_report.py reads).
+
+    Why 256 colours: a plot is a few lines, bands and text on white, and a palette keeps
+    them as they are drawn (bands are flat, no gradients to band) in under a third of the
+    full colour PNG's bytes, so that the page, which inlines every plot, stays under 1 MB.  No
+    dithering: it would speckle the bands and cost bytes."""
+    import io
+
+    from PIL import Image
+
+    from .plots import DPI, smallest_text_pt
+
+    buf = io.BytesIO()
+    figure.savefig(buf, format="png", dpi=DPI)
+    image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    palette = image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    palette.save(out, format="PNG")
+    pt = smallest_text_pt(figure)
+    return RenderedPlot(slug, title, caption, out.getvalue(), None if pt is None else pt * DPI / 72)
+
+
+# No element may be wider than the window (scripts/check_report.py checks it at 1,400 px):
+# long values (paths, hashes) break where they must, wide tables scroll inside
+# their own box, and the decision table's columns have widths of their own, so the first
+# column does not wrap a word a line.
 CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1250px;
        padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; font-size: 13px; }
-table.decide { font-size: 14px; } table.decide td { vertical-align: top; padding: 4px 8px; }
+td.long { overflow-wrap: anywhere; min-width: 10em; }
+.wide { max-width: 100%; overflow-x: auto; }
+table.decide { font-size: 14px; width: 100%; table-layout: fixed; }
+table.decide td { vertical-align: top; padding: 4px 8px; overflow-wrap: anywhere; }
+table.decide col.situation { width: 16%; } table.decide col.use { width: 27%; }
+table.decide col.cost { width: 32%; } table.decide col.does { width: 25%; }
+table.decide small { display: block; margin-top: 0.3em; color: #444; font-size: 13px; }
 p.warning { background: #fff3cd; border: 1px solid #e0b400; padding: 0.6em 0.9em; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: left; }
 th { background: #f3f3f3; position: sticky; top: 0; }
@@ -49,12 +85,18 @@ code { background: #f6f6f6; padding: 0 2px; }
 """
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric=()) -> str:
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric=(), long=()) -> str:
+    """A table; the columns at ``numeric`` right-aligned, those at ``long`` (paths,
+    hashes) broken anywhere rather than widen the table."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
     for r in rows:
         cells = "".join(
-            f'<td class="num">{esc(v)}</td>' if i in numeric else f"<td>{esc(v)}</td>"
+            f'<td class="num">{esc(v)}</td>'
+            if i in numeric
+            else f'<td class="long">{esc(v)}</td>'
+            if i in long
+            else f"<td>{esc(v)}</td>"
             for i, v in enumerate(r)
         )
         body.append(f"<tr>{cells}</tr>")
@@ -85,7 +127,8 @@ def environment_table(envs: list[dict]) -> str:
                 v = str(v)[:12]
             row.append("unknown" if v is None or v == "" else v)
         rows.append(row)
-    return _table([c for c, _ in cols], rows)
+    long = [i for i, (_, k) in enumerate(cols) if k in ("torch_git", "file")]
+    return f'<div class="wide">{_table([c for c, _ in cols], rows, long=long)}</div>'
 
 
 def semantics_table(observations: list[dict]) -> str:
@@ -111,7 +154,10 @@ def semantics_table(observations: list[dict]) -> str:
                 cells.append(f"<td>{text}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (
+        f'<div class="wide"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def semantics_section(runs: list[dict]) -> str:
@@ -186,19 +232,29 @@ def tidy_table(df: pd.DataFrame) -> str:
 
 def _figure(p: RenderedPlot) -> str:
     data = base64.b64encode(p.png).decode("ascii")
+    font = "" if p.min_font_px is None else f' data-min-font-px="{p.min_font_px:.1f}"'
     return (
         f'<figure id="plot-{esc(p.slug)}"><h3>{esc(p.title)}</h3>'
-        f'<img src="data:image/png;base64,{data}" alt="{esc(p.title)}">'
+        f'<img src="data:image/png;base64,{data}" alt="{esc(p.title)}"{font}>'
         f"<figcaption>{esc(p.caption)}</figcaption></figure>"
     )
 
 
 def _finding(f: Finding, plots: list[RenderedPlot]) -> str:
     # The plot of this very finding: its slug exactly (a prefix would send a bfloat16
-    # finding to the float32 plot).
+    # finding to the float32 plot); a finding no plot shows links to its section.
     target = next((p.slug for p in plots if f.plot and p.slug == f.plot), None)
-    link = f' <a href="#plot-{esc(target)}">(plot)</a>' if target else ""
+    if target:
+        link = f' <a href="#plot-{esc(target)}">(plot)</a>'
+    elif f.section:
+        link = f' <a href="#{esc(f.section)}">({esc(SECTIONS[f.section])})</a>'
+    else:
+        link = ""
     return f"<li>{esc(f.text)}{link}</li>"
+
+
+# The page's sections a finding may point to (ids, as render writes them), and their names.
+SECTIONS = {"decide": "Which copy should I use?", "table": "tidy table"}
 
 
 def trends_section(plots: list[RenderedPlot], note: str | None) -> str:
@@ -243,8 +299,8 @@ def machines_table(across: pd.DataFrame, machines: list[dict]) -> str:
         cells += [f'<td class="num">{esc(t)}</td>' for t in texts]
         body.append(f"<tr>{''.join(cells)}</tr>")
     return (
-        f'<table class="machines"><thead><tr>{"".join(heads)}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f'<div class="wide"><table class="machines"><thead><tr>{"".join(heads)}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
 
@@ -255,13 +311,18 @@ def decision_table(decisions: list[Decision]) -> str:
             "</code> measures them (about 3 minutes here). Without them this page ranks "
             "nothing.</p>"
         )
+    cols = "".join(f'<col class="{c}">' for c in ("situation", "use", "cost", "does"))
     head = "".join(f"<th>{h}</th>" for h in ("You want", "Use", "Measured", "What it does"))
     body = "".join(
-        f"<tr><td>{esc(d.situation)}</td><td><code>{esc(d.code)}</code></td>"
-        f"<td>{esc(d.cost)}</td><td>{esc(d.caveat)}</td></tr>"
+        f"<tr><td>{esc(d.situation)}</td><td><code>{esc(d.code)}</code>"
+        + (f"<small>{esc(d.when)}</small>" if d.when else "")
+        + f"</td><td>{esc(d.cost)}</td><td>{esc(d.caveat)}</td></tr>"
         for d in decisions
     )
-    return f'<table class="decide"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return (
+        f'<table class="decide"><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
 
 
 def _across(across: pd.DataFrame | None, machines: list[dict]) -> str:

@@ -30,6 +30,17 @@ from copybench.suite.units import (
     format_seconds,
 )
 
+# The resolution the page's PNGs are drawn at, and the text sizes (points) chosen for it.
+# The page shows each PNG at its natural width (no figure is wider than MAX_WIDTH_IN, which
+# fits the page's 1,250 px column), so a point is DPI / 72 px: the smallest text, NOTE_PT,
+# is 12.5 px, above the 10 px a reader needs without zooming (scripts/check_report.py
+# checks each image's smallest text as the page shows it).
+DPI = 100
+MAX_WIDTH_IN = 12.0
+LEGEND_PT = 10.0
+TICK_PT = 10.0
+NOTE_PT = 9.0
+
 _MARKERS = "os^vD<>pP*hX"
 _COLORS = [
     "#1f77b4",
@@ -43,6 +54,8 @@ _COLORS = [
     "#17becf",
     "#ff7f0e",
 ]
+# The controls' lines: greys, away from every measured line's colour.
+_CONTROL_COLORS = ["#404040", "#999999"]
 
 
 def _style(method: str) -> dict:
@@ -80,9 +93,36 @@ def _time_axis(ax, label: str = "time per copy (log scale)") -> None:
 
 
 def _new_figure(nrows: int, ncols: int, width: float = 6.0, height: float = 4.2) -> Figure:
-    fig = Figure(figsize=(width * ncols, height * nrows + 1.2), layout="constrained")
+    fig = Figure(
+        figsize=(min(width * ncols, MAX_WIDTH_IN), height * nrows + 1.2), layout="constrained"
+    )
     FigureCanvasAgg(fig)
     return fig
+
+
+def _finish(fig: Figure, title: str, axes: list) -> Figure:
+    """The title, one legend below every panel, and tick labels of a readable size."""
+    for ax in axes:
+        ax.tick_params(which="both", labelsize=TICK_PT)
+    fig.suptitle(_text(title))
+    _legend_below(fig, axes)
+    return fig
+
+
+def smallest_text_pt(fig: Figure) -> float | None:
+    """The size in points of the smallest text the figure shows (titles, labels, tick
+    labels, legends, notes), drawing it first so that its ticks exist; None for none."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    shown = [fig, *fig.legends, *(ax for ax in fig.axes if ax.get_visible())]
+    sizes = [
+        t.get_fontsize()
+        for part in shown
+        for t in part.findobj(Text, include_self=False)
+        if t.get_visible() and t.get_text().strip() and (t.axes is None or t.axes.get_visible())
+    ]
+    return min(sizes, default=None)
 
 
 def _legend_below(fig: Figure, axes: list) -> None:
@@ -91,15 +131,23 @@ def _legend_below(fig: Figure, axes: list) -> None:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(lab, h)
             labels.setdefault(lab, lab)
-    if handles:
-        fig.legend(
+    if not handles:
+        return
+    # As many columns (up to 3) as fit the figure's width: a legend wider than the figure
+    # is cut off at both sides of the PNG.
+    renderer = fig.canvas.get_renderer()
+    for ncols in range(min(3, len(handles)), 0, -1):
+        legend = fig.legend(
             list(handles.values()),
             list(labels),
             loc="outside lower center",
-            ncols=min(3 if max(map(len, labels)) < 50 else 2, len(handles)),
-            fontsize="small",
+            ncols=ncols,
+            fontsize=LEGEND_PT,
             frameon=False,
         )
+        if ncols == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
+            return
+        legend.remove()
 
 
 def _grad_text(rg: bool) -> str:
@@ -170,7 +218,7 @@ def _per_method(times: pd.DataFrame, title: str, y: str, ylabel: str) -> Figure:
                 xycoords=("axes fraction", "data"),
                 textcoords="offset points",
                 xytext=(0, 3),
-                fontsize="small",
+                fontsize=NOTE_PT,
             )
         _size_axis(ax)
         if y == "median":
@@ -183,66 +231,132 @@ def _per_method(times: pd.DataFrame, title: str, y: str, ylabel: str) -> Figure:
         ax.set_title(f"{layout}, {_grad_text(rg)}", fontsize="medium")
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    fig.suptitle(_text(title))
-    _legend_below(fig, list(axes))
-    return fig
+    return _finish(fig, title, list(axes))
 
 
 # --- the headline: tracked-clone overhead ---------------------------------------------------
 
 
 def paired_overhead(pt: pd.DataFrame, title: str) -> Figure:
-    """The tracked clone's paired overhead against size (``copybench.measure.paired``): in percent
-    of ``detach().clone()`` (left) and in time per copy (right), the 95% CI as a band
-    (resampling whole processes), one line per dtype; beside each, dashed, its control
-    (the same two statements on a source that does not require grad: zero but for this
-    run's noise).  One row per layout.  Linear axes: the noise at large sizes shows as a
-    wide band around zero, not as structure."""
+    """The tracked clone's paired overhead against size (``copybench.measure.paired``): in
+    percent of ``detach().clone()`` (left) and in time per copy (right), the 95% CI as a band
+    (resampling whole processes), one line per dtype; beside each, dashed, in grey and with
+    a cross for a marker, its control (the same two statements on a source that does not
+    require grad: zero but for this run's noise).  One row per layout.  Linear axes: the
+    noise at large sizes shows as a wide band around zero, not as structure.
+
+    The absolute panel is scaled to the nanoseconds where they are resolved: to zero and
+    the estimates of the layout's sizes (both dtypes) that lie within Tukey's far-out
+    fences of them (:func:`copybench.suite.stats.tukey_fences`, 3 IQR past the quartiles).  An
+    estimate off that scale is a hollow triangle on the edge it ran off, and the panel's
+    title names those sizes.  Why: what the autograd node costs is a few hundred
+    nanoseconds at every size, resolved where a copy takes microseconds; at 128 MiB a copy
+    takes tens of milliseconds, a percent of noise is hundreds of thousands of nanoseconds,
+    and one linear axis over every size put the overhead on the zero line.  The noisy
+    sizes are few and far out, so the fences leave them out wherever the small sizes agree
+    (and leave everything in where nothing agrees).  A symlog axis would show both, but
+    draws the large sizes' noise as structure as tall as the signal; panels per size range
+    would need ranges chosen by hand, and where nanoseconds stop being resolved moves with
+    the machine and its load.  The relative panel beside it shows every size on one
+    scale."""
     layouts = [lay for lay in ("contiguous", "transposed") if (pt["layout"] == lay).any()]
     fig = _new_figure(len(layouts), 2)
     axes = fig.subplots(len(layouts), 2, squeeze=False)
     dtypes = list(dict.fromkeys(pt["dtype"]))
     for row, layout in zip(axes, layouts, strict=True):
         d = pt[pt["layout"] == layout]
-        for i, dtype in enumerate(dtypes):
+        drawn = [_overhead_lines(row, d, i, dtype, layout) for i, dtype in enumerate(dtypes)]
+        _overhead_axes(row, d, layout, [line for lines in drawn for line in lines])
+    return _finish(fig, title, list(axes.ravel()))
+
+
+def _overhead_lines(row, d: pd.DataFrame, i: int, dtype: str, layout: str) -> list:
+    """One dtype's line, and its control's, in both panels of a row of
+    :func:`paired_overhead`; (x, nanoseconds, style) of each, for the off-scale marks."""
+    drawn = []
+    for control in (False, True):
+        g = d[(d["dtype"] == dtype) & (d["control"].astype(bool) == control)]
+        g = g.sort_values("nbytes")
+        if g.empty:
+            continue
+        label = f"{dtype}, {'control (no grad)' if control else 'source requires grad'}"
+        gid = f"{dtype}-{'control' if control else 'grad'}-{layout}"
+        x = g["nbytes"].to_numpy(dtype=float)
+        if control:  # told apart by colour and marker, not by the dash alone
+            color = _CONTROL_COLORS[i % len(_CONTROL_COLORS)]
+            style = {"color": color, "linestyle": "--", "marker": "x+"[i % 2]}
+        else:
             color = _COLORS[i % len(_COLORS)]
-            for control in (False, True):
-                g = d[(d["dtype"] == dtype) & (d["control"].astype(bool) == control)]
-                g = g.sort_values("nbytes")
-                if g.empty:
-                    continue
-                label = f"{dtype}, {'control (no grad)' if control else 'source requires grad'}"
-                gid = f"{dtype}-{'control' if control else 'grad'}-{layout}"
-                x = g["nbytes"].to_numpy(dtype=float)
-                style = {"color": color, "linestyle": "--" if control else "-"}
-                for ax, (y, lo, hi) in zip(
-                    row,
-                    (
-                        (g["overhead_pct"], g["ci_low_pct"], g["ci_high_pct"]),
-                        (g["overhead_ns"], g["overhead_ns_low"], g["overhead_ns_high"]),
-                    ),
-                    strict=True,
-                ):
-                    (line,) = ax.plot(x, y, marker=_MARKERS[i], label=label, **style)
-                    line.set_gid(gid)
-                    ax.fill_between(x, lo, hi, color=color, alpha=0.12 if control else 0.22)
-        for ax in row:
-            ax.axhline(0, color="black", linewidth=0.8)
-            _size_axis(ax)
-        row[0].set_ylabel("extra time (% of detach().clone())")
-        row[1].set_ylabel("extra time per copy (ns)")
-        row[0].set_title(f"{layout}: relative (band: 95% CI)", fontsize="medium")
-        row[1].set_title(f"{layout}: absolute (band: 95% CI)", fontsize="medium")
-        # Scale to the estimates: a noisy size's band may run off the panel (which still
-        # says "noise") rather than flatten every other point.
-        for ax, col in zip(row, ("overhead_pct", "overhead_ns"), strict=True):
-            v = d[col].dropna()
-            if len(v):
-                span = max(v.max() - v.min(), 10.0 if col == "overhead_pct" else 100.0)
-                ax.set_ylim(min(v.min(), 0) - 0.25 * span, max(v.max(), 0) + 0.25 * span)
-    fig.suptitle(_text(title))
-    _legend_below(fig, list(axes.ravel()))
-    return fig
+            style = {"color": color, "linestyle": "-", "marker": _MARKERS[i]}
+        for ax, (y, lo, hi) in zip(
+            row,
+            (
+                (g["overhead_pct"], g["ci_low_pct"], g["ci_high_pct"]),
+                (g["overhead_ns"], g["overhead_ns_low"], g["overhead_ns_high"]),
+            ),
+            strict=True,
+        ):
+            (line,) = ax.plot(x, y, label=label, **style)
+            line.set_gid(gid)
+            ax.fill_between(x, lo, hi, color=color, alpha=0.12 if control else 0.22)
+        drawn.append((x, g["overhead_ns"].to_numpy(dtype=float), style))
+    return drawn
+
+
+def _overhead_axes(row, d: pd.DataFrame, layout: str, drawn: list) -> None:
+    """The axes of a row of :func:`paired_overhead`: labels, titles, and the scales (see
+    there)."""
+    from copybench.suite.stats import tukey_fences
+
+    for ax in row:
+        ax.axhline(0, color="black", linewidth=0.8)
+        _size_axis(ax)
+    row[0].set_ylabel("extra time (% of detach().clone())")
+    row[1].set_ylabel("extra time per copy")
+    # Units on the ticks (600 ns, 1.5 µs), not an offset such as "1e7" above the axis.
+    row[1].yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_seconds(v * 1e-9)))
+    row[0].set_title(f"{layout}: relative (band: 95% CI)", fontsize="medium")
+    # Relative: scale to the estimates; a noisy size's band may run off the panel (which
+    # still says "noise") rather than flatten every other point.  Absolute: the same, over
+    # the estimates within the fences.
+    _scale_to(row[0], d["overhead_pct"].dropna(), 10.0)
+    main = d.loc[~d["control"].astype(bool), "overhead_ns"].dropna()
+    low, high = tukey_fences(main)
+    _scale_to(row[1], main[main.between(low, high)], 100.0)
+    off = _mark_off_scale(row[1], drawn)
+    note = "\noff this scale (▲▼ on the edge): " + ", ".join(map(format_bytes, off)) if off else ""
+    row[1].set_title(f"{layout}: absolute (band: 95% CI){note}", fontsize="medium")
+
+
+def _scale_to(ax, values: pd.Series, least_span: float) -> None:
+    """Y limits around zero and ``values`` (a quarter of their span beyond each end, the
+    span at least ``least_span``); left to matplotlib where there are none."""
+    if len(values):
+        span = max(values.max() - values.min(), least_span)
+        ax.set_ylim(min(values.min(), 0) - 0.25 * span, max(values.max(), 0) + 0.25 * span)
+
+
+def _mark_off_scale(ax, drawn: list) -> list[float]:
+    """Draw each estimate beyond the panel's y limits as a triangle on the edge it ran off
+    (hollow, in its line's colour); return the sizes (x) of those estimates, sorted."""
+    low, high = ax.get_ylim()
+    off = set()
+    for x, y, style in drawn:
+        for edge, beyond, marker in ((high, y > high, "^"), (low, y < low, "v")):
+            if beyond.any():
+                ax.plot(
+                    x[beyond],
+                    np.full(beyond.sum(), edge),
+                    linestyle="none",
+                    marker=marker,
+                    markersize=8,
+                    markerfacecolor="none",
+                    markeredgecolor=style["color"],
+                    clip_on=False,
+                    zorder=6,
+                )
+                off.update(x[beyond].tolist())
+    return sorted(off)
 
 
 # --- modules ----------------------------------------------------------------------------------
@@ -284,9 +398,7 @@ def modules(mods: pd.DataFrame, title: str) -> Figure:
         for c, (mask, xcol, xlabel) in enumerate(sweeps):
             d = mods[mask & (mods["metric"] == metric)]
             _module_panel(axes[r][c], d, metric, xcol, xlabel, ylabel, bytes_line=r == 1)
-    fig.suptitle(_text(title))
-    _legend_below(fig, list(axes.ravel()))
-    return fig
+    return _finish(fig, title, list(axes.ravel()))
 
 
 def _module_panel(
@@ -377,9 +489,7 @@ def versions(vt: pd.DataFrame, title: str) -> Figure:
         ax.set_title(f"{dtype}, {_grad_text(rg)}", fontsize="medium")
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    fig.suptitle(_text(title))
-    _legend_below(fig, list(axes))
-    return fig
+    return _finish(fig, title, list(axes))
 
 
 # --- every plot the data allows ---------------------------------------------------------------
@@ -400,8 +510,7 @@ class Plot:
 
 
 def _slug(*parts: object) -> str:
-    s = "-".join(str(p) for p in parts if str(p))
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s)
+    return table.plot_slug(*parts)
 
 
 def all_plots(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> Iterator[Plot]:
@@ -554,7 +663,7 @@ def _night_ticks(ax, nights: pd.DataFrame, changes: list[tuple[int, str, str]]) 
             f"{r.date}\ntorch {_text(r.torch_version)}" if i in shown else ""
             for i, r in enumerate(nights.itertuples())
         ],
-        fontsize="x-small",
+        fontsize=NOTE_PT,
         rotation=0 if len(shown) <= 6 else 90,
     )
     ax.set_xlim(-0.5, n - 0.5)
@@ -574,7 +683,7 @@ def _mark_changes(ax, changes: list[tuple[int, str, str]], annotate: bool) -> No
                 rotation=90,
                 ha="right",
                 va="top",
-                fontsize="x-small",
+                fontsize=NOTE_PT,
                 gid=TORCH_CHANGE,
             )
 
@@ -598,7 +707,7 @@ def trend(times: pd.DataFrame, title: str, overhead: pd.DataFrame | None = None)
     nights = {m: night_axis(pd.concat([f[f["machine"] == m] for f in frames])) for m in machines}
     per = 2 if over is not None else 1
     widest = max((len(n) for n in nights.values()), default=1)
-    fig = _new_figure(per * len(machines), 1, width=min(max(8.0, 4.0 + 0.3 * widest), 16.0))
+    fig = _new_figure(per * len(machines), 1, width=max(8.0, 4.0 + 0.3 * widest))
     axes = fig.subplots(per * len(machines), 1, squeeze=False)[:, 0]
     for c, machine in enumerate(machines):
         n = nights[machine]
@@ -606,9 +715,7 @@ def trend(times: pd.DataFrame, title: str, overhead: pd.DataFrame | None = None)
         _trend_times(axes[per * c], times[times["machine"] == machine], n, where)
         if over is not None:
             _trend_overhead(axes[per * c + 1], over[over["machine"] == machine], n, where)
-    fig.suptitle(_text(title))
-    _legend_below(fig, list(axes))
-    return fig
+    return _finish(fig, title, list(axes))
 
 
 def _trend_times(ax, mine: pd.DataFrame, n: pd.DataFrame, where: str) -> None:

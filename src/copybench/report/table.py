@@ -43,6 +43,14 @@ CSV_COLUMNS = [
 TENSOR_CASE = [c for c in CASE_COLUMNS if c == "nbytes" or (c in TENSOR_AXES and c != "threads")]
 
 
+def plot_slug(*parts: object) -> str:
+    """A plot's slug, from its kind and what it is of (machine where the page holds several,
+    device, dtype; empty parts left out): the id of its figure on the page (``plot-`` and
+    the slug), which the plots are published under and the findings link to."""
+    s = "-".join(str(p) for p in parts if str(p))
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s)
+
+
 def latest(df: pd.DataFrame) -> pd.DataFrame:
     """Successful measurements only, the most recent one per case (re-runs supersede)."""
     ok = df[df["status"] == "ok"].copy()

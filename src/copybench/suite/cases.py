@@ -360,10 +360,12 @@ _MIB = 1 << 20
 # own dynamic adjustment leaves a long-running process in once it has freed a 16 MiB block
 # (the threshold rises to the block, the trim threshold to twice that).  Left dynamic, a
 # fresh process lands, by its start-up history, in a mode that faults every 4 MiB copy's
-# pages in or one that reuses its heap; fixed, every process reuses it.  Measured here,
-# 20 fresh processes each way: the spread of the per-process medians (standard deviation of
-# their logs) of the 4 MiB clones fell from 0.12-0.37 to 0.02-0.15 as ratios to the
-# in-process reference, and `detach().clone()` of 128 KiB with grad from 0.42 to 0.11.
+# pages in or one that reuses its heap; fixed, every process reuses it (with the gate's
+# warm-up of each case, :func:`copybench.measure.gate.measure_process`).  Measured here, 12-20
+# fresh processes: the spread of the per-process medians (standard deviation of their logs)
+# of `detach().clone()` of 128 KiB with grad, as a ratio to the in-process reference, fell
+# from 0.42 to 0.03, and every 4 MiB copy ran at about 100 us in every process (0.10-0.13),
+# where before some processes ran them 2x slower.
 GATE_ALLOCATOR: dict[str, str] = {
     "MALLOC_MMAP_THRESHOLD_": str(16 * _MIB),
     "MALLOC_TRIM_THRESHOLD_": str(64 * _MIB),

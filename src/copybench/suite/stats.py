@@ -29,6 +29,17 @@ def iqr(samples: Sequence[float]) -> float:
     return float(q3 - q1)
 
 
+def tukey_fences(values: Sequence[float], k: float = 3.0) -> tuple[float, float]:
+    """Tukey's fences: the quartiles, widened by ``k`` IQRs each way (3: his "far out"
+    values lie beyond them); NaNs ignored, (nan, nan) for none left."""
+    a = np.asarray(values, dtype=float)
+    a = a[~np.isnan(a)]
+    if not a.size:
+        return float("nan"), float("nan")
+    q1, q3 = np.quantile(a, [0.25, 0.75])
+    return float(q1 - k * (q3 - q1)), float(q3 + k * (q3 - q1))
+
+
 def relative_iqr(samples: Sequence[float]) -> float:
     """IQR / median: the instability measure used to flag noisy measurements."""
     m = median(samples)
