@@ -30,3 +30,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$wheels"/torch-*.whl -e ".[dev]"
   echo "$want" > "$stamp"
 fi
+# asv's page loads jQuery, Flot and Bootstrap from CDNs: keep copies in .venv (from the npm
+# registry) so that `copybench publish` makes a site whose graphs draw offline.  Quick when
+# they are there; without npm it says so and asv's page needs the network.
+.venv/bin/python scripts/fetch_asv_scripts.py

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # around them rather than one long file running alone at the end.
 LONG_FIRST = (
     "test_nightly.py",
+    "test_asv_site.py",
     "test_report.py",
     "test_instructions.py",
     "test_compare.py",

@@ -98,6 +98,8 @@ NOT_METHOD_NAMES = {
     ("src/copybench/results/tidy.py", "data"): "pytest-benchmark's key for the raw samples",
     ("src/copybench/report/plots.py", "data"): "matplotlib's data coordinates",
     ("scripts/check_report.py", "data"): "the DevTools screenshot's key",
+    ("scripts/check_asv_site.py", "data"): "the DevTools screenshot's key",
+    ("scripts/fetch_asv_scripts.py", "data"): "tarfile's extraction filter",
 }
 REGEX = re.compile(r"\\|\(\?|\|")
 

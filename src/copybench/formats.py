@@ -93,6 +93,20 @@ GATE_SUFFIX = ".gate.json"
 PYTEST_BENCHMARK_STORAGE = ".benchmarks"
 # What asv keeps beside its results: not results files.
 ASV_INDEX_FILES = ("machine.json", "benchmarks.json")
+# asv environments that are the interpreter copybench ran in, not one asv built from the
+# config's matrix: "installed" (:mod:`copybench.measure.asvenv`, named by the torch build)
+# and asv's own "existing" (results saved before 2026-12, named by the interpreter's path).
+INSTALLED_ENV = "installed"
+THIS_INTERPRETER_ENVS = (INSTALLED_ENV, "existing")
+
+
+def torch_build(version: str, cuda: str | None) -> str:
+    """The build a torch version names: its local tag where it has one (``2.13.0+cpu``,
+    ``2.14.1+cu128``), else one made from its CUDA version (PyPI's default Linux wheels
+    carry none: ``2.14.1`` built for CUDA 12.8 is ``2.14.1+cu128``), else ``+cpu``."""
+    if "+" in version:
+        return version
+    return f"{version}+cu{cuda.replace('.', '')}" if cuda else f"{version}+cpu"
 
 
 # --- writing and reading -----------------------------------------------------------------------

@@ -10,7 +10,8 @@
    name and in its sidecar (:func:`copybench.formats.archive_night`): asv keys results by
    commit and environment only, so a second night at the same commit would otherwise
    overwrite the first;
-3. publishes asv's HTML;
+3. publishes asv's site of the archived nights, one point per night, with the torch
+   builds on its time axis (:func:`copybench.jobs.asvsite.publish_nights`);
 4. sets the night beside the previous archived night (``copybench compare``), for the
    record: two runs hours apart get no verdict on wall time (see
    :mod:`copybench.results.compare`);
@@ -29,7 +30,6 @@ runner matrix) into one asv site and one report, built here, in this process.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from copybench.formats import ResultsError, archive_night, night_gate_file, nights
+from copybench.jobs.asvsite import publish_nights
 from copybench.jobs.history import HISTORY_BRANCH, copy_tree, restore_history, save_history
 from copybench.measure.asvrun import Selection, config_copy, machine_name, project_root, run_suite
 from copybench.measure.gate import DEFAULT_BUDGET, DEFAULT_PROCESSES
@@ -45,12 +46,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PREFIX = "copybench nightly:"
-
-
-def publish(config: Path, root: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "asv", "publish", "--config", str(config)], cwd=root, check=True
-    )
 
 
 def compare_nights(
@@ -251,8 +246,8 @@ def _run_and_archive(night: Night, machine: str) -> tuple[list[Path], Path]:
         print(f"{PREFIX} results archived as {tonight}")
         copy_tree(fresh, night.results, replace=True)
         if night.publish:
-            (Path(tmp) / "publish").mkdir()
-            publish(config_copy(root, night.results, night.html, Path(tmp) / "publish"), root)
+            published = publish_nights(root, night.archive, night.results, night.html)
+            print(f"{PREFIX} asv's site of {published} nights in {night.html}")
     return before, tonight
 
 
@@ -340,8 +335,7 @@ def merge_nights(
     root = project_root()
     machines = merge_machines(sources, results, archive)
     print(f"{PREFIX} merged {len(machines)} machines: {', '.join(machines)}")
-    with tempfile.TemporaryDirectory(prefix="copybench-nightly-") as tmp:
-        publish(config_copy(root, results, html, Path(tmp)), root)
+    publish_nights(root, archive, results, html)
     built = build_report(
         [results],
         report_dest(report_out, report_name),

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from copybench.formats import write_env_sidecar
+from copybench.formats import INSTALLED_ENV, atomic_write_text, write_env_sidecar
 from copybench.measure.workers import run_bounded
 from copybench.suite.cases import (
     CUDA_TENSOR_AXES,
@@ -212,6 +212,46 @@ def config_copy(
     return target
 
 
+RUN_CONFIG = "copybench-run.asv.conf.json"
+# The port ``copybench preview`` serves asv's site on by default (asv preview's own first
+# choice), which the report links to.
+PREVIEW_PORT = 8080
+# The asv plugin that defines the "installed" environment (imported by asv by module name).
+PLUGIN = ".copybench.measure.asvenv"
+# The config keys that name paths, with asv's defaults: relative to the config's folder.
+_PATH_KEYS = {
+    "repo": ".",
+    "benchmark_dir": "benchmarks",
+    "env_dir": "env",
+    "results_dir": "results",
+    "html_dir": "html",
+}
+
+
+def run_config(config: Path) -> Path:
+    """The config ``copybench run`` hands asv: ``config`` with its paths made absolute,
+    :data:`PLUGIN` among its plugins, and no matrix; written into asv's environment folder
+    (``.asv/env/copybench-run.asv.conf.json`` for the project's), where the command line
+    copybench prints can be run again.
+
+    With the plugin, ``-E installed:same`` names the results after this interpreter's
+    Python and torch build (:mod:`copybench.measure.asvenv`).  Without the matrix, because
+    asv expands a named environment type over every matrix entry: the config's two torch
+    releases would make two environments, both this same interpreter.  Nothing else in
+    the project's config changes, so plain ``asv run`` still builds the matrix."""
+    conf = read_config(config)
+    for key, default in _PATH_KEYS.items():
+        value = str(conf.get(key, default))
+        if "://" not in value and not value.startswith("git@"):  # a remote repo stays as is
+            conf[key] = str((config.parent / value).resolve())
+    conf["plugins"] = [*conf.get("plugins", []), PLUGIN]
+    conf["matrix"] = {}
+    target = Path(conf["env_dir"]) / RUN_CONFIG
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, json.dumps(conf, indent=2))
+    return target
+
+
 def read_config(path: Path) -> dict:
     """An asv config file (JSON with ``//`` comment lines) as a dict."""
     return json.loads(strip_json_comments(path.read_text()))
@@ -250,21 +290,23 @@ def asv_command(
     extra: list[str] | None = None,
 ) -> list[str]:
     """The ``asv run`` command line copybench runs (``copybench run``, the nightly, the GPU
-    check's asv steps): built here and nowhere else."""
+    check's asv steps): built here and nowhere else.  It runs ``config`` as
+    :func:`run_config` writes it (which this writes)."""
     cmd = [
         sys.executable,
         "-m",
         "asv",
         "run",
         "--config",
-        str(config),
+        str(run_config(config)),
         "--machine",
         machine,
-        # This interpreter, once.  (``--python=same`` would expand the config's torch matrix
+        # This interpreter, once, named by its torch build (see :func:`run_config`).
+        # (``--python=same`` would expand the config's torch matrix
         # into one "existing" environment per entry - all this same interpreter - and run
         # the whole suite once for each.)
         "--environment",
-        "existing:same",
+        f"{INSTALLED_ENV}:same",
         "--set-commit-hash",
         commit,
         "--show-stderr",

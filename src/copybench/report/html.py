@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from copybench.measure.asvrun import PREVIEW_PORT
 from copybench.report.findings import Decision, Finding
 from copybench.suite.cases import CASE_COLUMNS, CASE_KEY, COLUMNS, STATISTIC_COLUMNS, UNSTABLE
 from copybench.suite.units import format_ratio, format_seconds, format_value
@@ -337,13 +338,25 @@ def _across(across: pd.DataFrame | None, machines: list[dict]) -> str:
     )
 
 
+# Where ``copybench preview`` serves asv's site (at its default port).
+PREVIEW_URL = f"http://127.0.0.1:{PREVIEW_PORT}/"
+
+
 def _asv_section(asv_html: str | None) -> str:
     if asv_html:
         return (
-            f'<p>asv\'s own published HTML (time series per benchmark): <a href="{esc(asv_html)}">'
-            f"{esc(asv_html)}</a></p>"
+            "<p>asv's own graphs of these results (a time series per benchmark; the "
+            "nightly's, one point per night): <a href=\"" + esc(asv_html) + "\">asv's site</a> "
+            "where this page is served beside it (the nightly's GitHub Pages). From this "
+            "checkout, run <code>.venv/bin/copybench preview</code> and open "
+            f'<a href="{PREVIEW_URL}">{PREVIEW_URL}</a>: asv\'s pages must be served (opened '
+            'from disk they say "Error fetching content").</p>'
         )
-    return "<p>No published asv HTML was found (run <code>asv publish</code> to make one).</p>"
+    return (
+        "<p>No published asv site was found beside these results (<code>.venv/bin/copybench "
+        "publish</code> makes one; <code>.venv/bin/copybench preview</code> publishes and "
+        "serves it).</p>"
+    )
 
 
 def _plots_section(plots: list[RenderedPlot]) -> str:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from copybench.formats import (
     PYTEST_BENCHMARK_STORAGE,
+    THIS_INTERPRETER_ENVS,
     ResultsError,
     is_gate_results,
     is_pytest_benchmark,
@@ -255,9 +256,10 @@ def _select_env(df: pd.DataFrame, env: str | None, path: Path) -> pd.DataFrame:
     if chosen.empty:
         raise ResultsError(f"{path}: no environment matches {env!r}; found: {described}")
     if chosen["env"].nunique() > 1:
-        # The main job's environment (asv's "existing-...", this interpreter) beside the
-        # matrix's: a torch version names the one the matrix built.
-        built = sorted(e for e in chosen["env"].unique() if not str(e).startswith("existing"))
+        # The main job's environment (this interpreter: "installed-...", or asv's
+        # "existing-..." before it) beside the matrix's: a torch version names the one the
+        # matrix built.
+        built = sorted(e for e in chosen["env"].unique() if not _this_interpreter(str(e)))
         if len(built) == 1:
             return chosen[chosen["env"] == built[0]]
         names = ", ".join(sorted(map(str, chosen["env"].unique())))
@@ -265,6 +267,12 @@ def _select_env(df: pd.DataFrame, env: str | None, path: Path) -> pd.DataFrame:
             f"{path}: {env!r} matches {chosen['env'].nunique()} environments; name one of: {names}"
         )
     return chosen
+
+
+def _this_interpreter(env_name: str) -> bool:
+    """Whether an asv environment is the interpreter copybench ran in (not one the matrix
+    built)."""
+    return env_name.split("-", 1)[0] in THIS_INTERPRETER_ENVS
 
 
 def _same_commit(
