@@ -347,6 +347,7 @@ def _model_rows(pair: str, pct: dict[str, float]) -> pd.DataFrame:
             rows.append(
                 {
                     "machine": "m",
+                    "torch_version": "2",  # as the paired table has it
                     "pair": pair,
                     "control": control,
                     "kind": "module",
