@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from copybench.suite import stats
+
 
 def set_threads(n: int) -> int:
     """Set torch's intra-op thread count and return the value now in force.
@@ -110,6 +112,21 @@ def cuda_peak_bytes(fn: Callable[[], Any], device: str) -> int:
     peak = torch.cuda.max_memory_allocated(device)
     del result
     return peak - before
+
+
+def host_held_seconds(fn: Callable[[], Any], device: str, calls: int = 5) -> float:
+    """The median of ``calls`` times the host spends in ``fn`` itself, the device queue
+    drained before each call and after it, outside the timer: how long an asynchronous
+    copy (``non_blocking``) holds the calling thread, where :func:`synchronized` timings
+    say how long until its data is there."""
+    times = []
+    for _ in range(calls):
+        synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        synchronize(device)
+    return stats.median(times)
 
 
 def reset_cuda_allocator(device: str) -> None:
