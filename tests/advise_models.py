@@ -73,18 +73,10 @@ def evil() -> nn.Module:
     return model
 
 
-def gpt2_tiny() -> nn.Module:
-    """A GPT-2 from a small config: random weights, nothing downloaded; its output layer is
-    tied to its input embedding."""
+def gpt2(**config: int) -> nn.Module:
+    """A GPT-2 from a config (a small one by default; ``--kwarg n_layer=12`` and so on):
+    random weights, nothing downloaded; its output layer is tied to its input embedding."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    config = GPT2Config(
-        n_layer=2,
-        n_embd=32,
-        n_head=2,
-        vocab_size=128,
-        n_positions=64,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    return GPT2LMHeadModel(config)
+    small = dict(n_layer=2, n_embd=32, n_head=2, vocab_size=128, n_positions=64)
+    return GPT2LMHeadModel(GPT2Config(**{**small, **config}, bos_token_id=0, eos_token_id=0))

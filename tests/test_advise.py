@@ -329,9 +329,9 @@ def test_the_page_escapes_every_string(advised):
 
 def test_a_transformers_gpt2_from_a_config_is_tied_and_each_route_says_so():
     pytest.importorskip("transformers", reason="transformers is not installed (the models extra)")
-    k = _keeps("advise_models:gpt2_tiny", (DEEPCOPY, SNAPSHOT, SAVE_LOAD, SAFETENSORS))
+    k = _keeps("advise_models:gpt2", (DEEPCOPY, SNAPSHOT, FOREACH, SAVE_LOAD, SAFETENSORS))
     assert k[DEEPCOPY].keeps["ties"] == YES and k[DEEPCOPY].changes == []
-    assert k[SNAPSHOT].keeps["ties"] == NO
+    assert k[SNAPSHOT].keeps["ties"] == NO and k[FOREACH].keeps["ties"] == NO
     assert k[SAVE_LOAD].keeps["ties"] == YES
     if HAS_SAFETENSORS:
         assert k[SAFETENSORS].failed

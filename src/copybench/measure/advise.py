@@ -138,7 +138,7 @@ def _timings(model: torch.nn.Module, source: ModelSource, spec: dict[str, Any]) 
         build = functools.partial(copy.deepcopy, model)
     out = []
     for base, head, control in spec["comparisons"]:
-        pair = bind_module_pair(base, head, model, build, source.device)
+        pair = bind_module_pair(base, head, model, build, source.device, warm=False)
         floor = MIN_CONTROL_QUADS if control else MIN_QUADS
         record = paired_overhead(pair, spec["budget"], floor).as_dict(samples=True)
         del pair

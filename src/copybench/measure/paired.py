@@ -384,19 +384,27 @@ def prepare_module_pair(
 
 
 def bind_module_pair(
-    base: str, head: str, source: nn.Module, build: Callable[[], nn.Module], device: str
+    base: str,
+    head: str,
+    source: nn.Module,
+    build: Callable[[], nn.Module],
+    device: str,
+    warm: bool = True,
 ) -> PreparedPair:
     """Bind two module methods to ``source`` (``build`` makes an equal, fresh module: the
-    existing copy ``load_state_dict`` loads into), each synchronised and warmed up; the
-    thread count in force is recorded.  A grid model's pair, or a user's model
-    (:mod:`copybench.measure.advise`)."""
+    existing copy ``load_state_dict`` loads into), each synchronised and, unless ``warm``
+    is false, warmed up; the thread count in force is recorded.  A grid model's pair, or
+    a user's model (:mod:`copybench.measure.advise`, where :func:`measure_paired`'s
+    calibration, a call of each side at least, is the warm-up: a ResNet-50's
+    torch.save round trip takes 0.3 s a call)."""
     fns = []
     for name in (base, head):
         m = get_method(name)
         if m.kind != "module":
             raise ValueError(f"{name!r} does not copy modules")
         fn = synchronized(m.bind(source, build), device)
-        warm_up(fn, device)
+        if warm:
+            warm_up(fn, device)
         fns.append(fn)
     return PreparedPair(fns[0], fns[1], (base, head), device, torch.get_num_threads(), source)
 
