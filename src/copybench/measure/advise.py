@@ -41,6 +41,7 @@ from copybench.measure.paired import (
 )
 from copybench.measure.progress import Progress, note
 from copybench.measure.workers import run_worker, run_workers
+from copybench.suite import stats
 from copybench.suite.cases import (
     ADVISE_REFERENCES,
     ADVISE_ROUTES,
@@ -144,7 +145,7 @@ def _timings(model: torch.nn.Module, source: ModelSource, spec: dict[str, Any]) 
         del pair
         if base == PINNED and not control:
             call = get_method(PINNED).bind(model, build)
-            record["host_held_s"] = host_held_seconds(call, source.device)
+            record["host_held_s"] = stats.median(host_held_seconds(call, source.device))
             del call
         out.append(record)
     return out

@@ -30,6 +30,12 @@ from torch import nn
 Kind = Literal["tensor", "module", "transfer"]
 
 
+class UnavailableMethod(RuntimeError):
+    """A method that cannot run here: a package it needs is not installed, or it needs a
+    GPU.  Where a harness prepares a case it becomes a skip
+    (:class:`copybench.suite.cases.CaseError`), never a failure."""
+
+
 @dataclass(frozen=True)
 class Semantics:
     """What a copy produces from a leaf source tensor (or module) that requires grad.
@@ -261,12 +267,6 @@ def _bind_foreach_copy_into(model: nn.Module, factory: Callable[[], nn.Module]):
         return buffers
 
     return run
-
-
-class UnavailableMethod(RuntimeError):
-    """A method that cannot run here: a package it needs is not installed, or it needs a
-    GPU.  Where a harness prepares a case it becomes a skip
-    (:class:`copybench.suite.cases.CaseError`), never a failure."""
 
 
 def _bind_safetensors(model: nn.Module, factory: Callable[[], nn.Module]):

@@ -12,8 +12,6 @@ from typing import Any
 
 import torch
 
-from copybench.suite import stats
-
 
 def set_threads(n: int) -> int:
     """Set torch's intra-op thread count and return the value now in force.
@@ -114,8 +112,8 @@ def cuda_peak_bytes(fn: Callable[[], Any], device: str) -> int:
     return peak - before
 
 
-def host_held_seconds(fn: Callable[[], Any], device: str, calls: int = 5) -> float:
-    """The median of ``calls`` times the host spends in ``fn`` itself, the device queue
+def host_held_seconds(fn: Callable[[], Any], device: str, calls: int = 5) -> list[float]:
+    """The times the host spends in ``fn`` itself, ``calls`` of them, the device queue
     drained before each call and after it, outside the timer: how long an asynchronous
     copy (``non_blocking``) holds the calling thread, where :func:`synchronized` timings
     say how long until its data is there."""
@@ -126,7 +124,7 @@ def host_held_seconds(fn: Callable[[], Any], device: str, calls: int = 5) -> flo
         fn()
         times.append(time.perf_counter() - t0)
         synchronize(device)
-    return stats.median(times)
+    return times
 
 
 def reset_cuda_allocator(device: str) -> None:
