@@ -191,17 +191,21 @@ def _bytes(mem: dict, key: str) -> str:
 
 
 def measurement_rows(result: dict) -> list[list[str]]:
-    """Route, time per copy, against the reference and its CI, the control's CI, peak and
-    held memory (host; GPU on a GPU)."""
+    """Route, time per copy (beside the reference, as the ratio has it; and alone, beside
+    itself in its control: the allocator state the neighbour leaves moves a large copy's
+    time), against the reference and its CI, the control's CI, peak and held memory
+    (host; GPU on a GPU)."""
     rows = []
     gpu = torch_device_is_cuda(result)
     for r in result["routes"]:
         if "control" not in r:
             continue
         mem = r.get("memory") or {}
+        beside = (r.get("against_reference") or r["control"])["base_ns"]
         cells = [
             r["route"],
-            format_seconds(r["route_ns"] * 1e-9),
+            format_seconds(beside * 1e-9),
+            format_seconds(r["control"]["base_ns"] * 1e-9),
             *_against(r, result),
             _control_text(r),
             _bytes(mem, "host_peak_bytes"),
@@ -219,7 +223,8 @@ def torch_device_is_cuda(result: dict) -> bool:
 
 def measurement_header(result: dict) -> list[str]:
     ref = METHODS[result["reference"]].name
-    head = ["route", "per copy", f"against {ref}", "95% CI", "control 95% CI", "peak", "held"]
+    head = ["route", "per copy", "alone", f"against {ref}", "95% CI", "control 95% CI"]
+    head += ["peak", "held"]
     return head + (["GPU peak", "GPU held"] if torch_device_is_cuda(result) else [])
 
 
@@ -271,6 +276,9 @@ def how_measured(result: dict) -> str:
         "quads), beside its control (the route against itself); 95% CIs resample whole "
         "processes. A difference is stated where "
         f"its CI clears {CONTROL_TOLERANCE_PTS:g}%; else it is indistinguishable here. "
+        "Per copy: the route's median beside the reference, in the pairs the ratio comes "
+        "from; alone: beside itself, in its control (where the two differ, the neighbour's "
+        "memory traffic and allocations move it). "
         "Peak: how far one copy raised the peak of a fresh process's resident memory; held: "
         "what the route needs allocated beforehand (the existing copy, the buffers). "
         f"Took {format_seconds(result['seconds'])}."
@@ -306,7 +314,7 @@ def render_advice_html(result: dict) -> str:
         else ""
     )
     rows = decisions(result)
-    measured = _table(measurement_header(result), measurement_rows(result), numeric=(1, 5, 6))
+    measured = _table(measurement_header(result), measurement_rows(result), numeric=(1, 2, 6, 7))
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
