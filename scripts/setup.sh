@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up .venv: a CPU torch and copybench with its dependencies.  Idempotent and quick when
-# nothing changed.  COPYBENCH_TORCH picks the torch release for a fresh .venv (default
+# Set up .venv: a CPU torch and copybench with its dependencies, the test tools and the
+# models extra (transformers, safetensors: copybench advise's real models).  Idempotent and
+# quick when nothing changed.  COPYBENCH_TORCH picks the torch release for a fresh .venv (default
 # 2.13.0, the CPU build; 2.14.1 is a CUDA build of about 5 GB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "${pip[@]}" install uv
   "${pip[@]}" download --no-deps -d "$wheels" "torch==$torch_version"
   .venv/bin/uv pip install -q --compile-bytecode --python .venv/bin/python \
-    "$wheels"/torch-*.whl -e ".[dev]"
+    "$wheels"/torch-*.whl -e ".[dev,models]"
   echo "$want" > "$stamp"
 fi
 # asv's page loads jQuery, Flot and Bootstrap from CDNs: keep copies in .venv (from the npm

@@ -39,8 +39,11 @@ def test_the_same_side_twice_does_not_drift(base, base_again):
 def test_the_base_side_observes_what_the_registry_declares(base):
     assert list(base) == list(METHODS)
     for name, method in METHODS.items():
-        if method.kind != "transfer":  # skipped (None) without the GPUs its route needs
+        # Skipped (None) without the GPUs a transfer's route or the pinned snapshot needs, or
+        # a package (safetensors) a method needs.
+        if base[name] is not None:
             assert base[name] == method.semantics.as_dict(), name
+    assert all(base[m.name] is not None for m in METHODS.values() if m.kind == "tensor")
 
 
 def row(method: str, prop: str, base: bool, head: bool) -> dict:

@@ -144,7 +144,10 @@ def test_every_tensor_method_copies_values(method, layout):
 
 @pytest.mark.parametrize("method", [m.name for m in MODULE_METHODS])
 def test_every_module_method_copies_parameters(method):
-    case = prepare_module_case(method, "1e4x8", "cpu")
+    try:
+        case = prepare_module_case(method, "1e4x8", "cpu")
+    except cases.CaseError as e:  # a GPU's pinned snapshot; a package not installed
+        pytest.skip(str(e))
     out = case.run()
     got = out.state_dict() if isinstance(out, torch.nn.Module) else out
     for k, v in case.source.state_dict().items():

@@ -14,6 +14,7 @@ their loaders (:mod:`copybench.results.tidy`); what copybench keeps beside them 
 - **gate results** (``copybench gate --out``, and ``<night>.gate.json`` in the archive);
 - a **power study** (``copybench power-study --out``, ``reports/power/*.json``);
 - the **GPU figures** (``copybench gpu-figures --json``);
+- **advice** on one model (``copybench advise --out``, and what ``--json`` prints);
 - the **nightly archive**: a folder with one asv results file per night, named so that it
   sorts by date, its environment sidecar (with the night's stamp, commit and machine), its
   paired sidecar and gate results where the night measured them, and asv's
@@ -83,6 +84,7 @@ GATE = Format("copybench-gate", 1)
 POWER = Format("copybench-power", 1)
 # v1 files written before the key was added carry none.
 GPU_FIGURES = Format("copybench-gpu-figures", 1, unversioned=1)
+ADVICE = Format("copybench-advice", 1)
 
 ENV_SUFFIX = ".copybench-env"
 PAIRED_SUFFIX = ".copybench-paired"
@@ -247,6 +249,15 @@ def write_gpu_figures(target: Path, figures: dict[str, Any]) -> Path:
 
 def read_gpu_figures(path: Path) -> dict[str, Any]:
     return read(GPU_FIGURES, path, "GPU figures (copybench gpu-figures --json)")
+
+
+def write_advice(target: Path, advice: dict[str, Any]) -> Path:
+    """``copybench advise``'s results (:func:`copybench.measure.advise.advise`), stamped."""
+    return write(ADVICE, target, advice, indent=2)
+
+
+def read_advice(path: Path) -> dict[str, Any]:
+    return read(ADVICE, path, "copybench advise results (copybench advise --out)")
 
 
 # --- the nightly archive -----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """``copybench``: the command line, the only place that parses arguments.  Each command
 (a module per family: :mod:`.suite`, :mod:`.run`, :mod:`.results`, :mod:`.overhead`,
-:mod:`.gate`, :mod:`.gpu`, :mod:`.nightly`) parses its arguments, calls the library, prints
-and returns its exit status.
+:mod:`.advise`, :mod:`.gate`, :mod:`.gpu`, :mod:`.nightly`) parses its arguments, calls the
+library, prints and returns its exit status.
 
 Exit status: 0 success; 1 a check found a difference (semantics mismatch, a regression);
 2 bad input (unknown method, size, device; a CUDA request without a GPU; missing or
@@ -37,9 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     # ``register(subparsers)`` adds parsers whose ``func`` takes the parsed args and returns
     # an exit status.  Imported here, not above: ``copybench --version`` must not pay for
     # what building the parsers imports (torch, pandas).
-    from copybench.cli import gate, gpu, nightly, overhead, results, run, suite
+    from copybench.cli import advise, gate, gpu, nightly, overhead, results, run, suite
 
-    for family in (suite, run, results, overhead, gpu, gate, nightly):
+    for family in (suite, run, results, overhead, advise, gpu, gate, nightly):
         family.register(sub)
     return p
 

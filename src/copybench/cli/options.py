@@ -44,14 +44,14 @@ def method_option(s: argparse.ArgumentParser) -> None:
     )
 
 
-def env_pairs(values: list[str]) -> dict[str, str]:
-    """``KEY=VALUE`` settings (``--base-env``, ``--head-env``, ``--baseline-env``) as a
-    dict; UsageError for one without ``=`` or a key."""
+def env_pairs(values: list[str], what: str = "environment setting") -> dict[str, str]:
+    """``KEY=VALUE`` settings (``--base-env``, ``--head-env``, ``--baseline-env``,
+    ``advise --kwarg``) as a dict; UsageError for one without ``=`` or a key."""
     out = {}
     for v in values:
         key, sep, value = v.partition("=")
         if not sep or not key:
-            raise UsageError(f"environment setting must be KEY=VALUE, got {v!r}")
+            raise UsageError(f"{what} must be KEY=VALUE, got {v!r}")
         out[key] = value
     return out
 

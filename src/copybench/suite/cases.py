@@ -99,9 +99,10 @@ class UsageError(Exception):
     reported, like CaseError, as one line with exit status 2."""
 
 
-def dtype_of(name: str) -> torch.dtype:
-    if name not in DTYPES:
-        raise CaseError(f"unknown dtype {name!r}; known: {', '.join(DTYPES)}")
+def dtype_of(name: str, known: tuple[str, ...] = DTYPES) -> torch.dtype:
+    """The torch dtype called ``name``; CaseError for a name outside ``known``."""
+    if name not in known:
+        raise CaseError(f"unknown dtype {name!r}; known: {', '.join(known)}")
     return getattr(torch, name)
 
 
@@ -430,6 +431,44 @@ GPU_CHECK_SYNC_SIZES: tuple[int, ...] = HEADLINE_SIZES
 GPU_CHECK_MODULE_METHODS: tuple[str, ...] = PEAK_METHODS
 GPU_CHECK_MODELS: tuple[str, ...] = (*GATE_MODELS, PEAK_MODEL)
 GPU_CHECK_TRANSFER_METHODS: tuple[str, ...] = (*H2D_METHODS, "to_host", "copy_d2h")
+
+# ``copybench advise MODEL``: every route a user would consider for a copy of a whole model,
+# timed on that model against the reference (deepcopy; where deepcopy fails on the model, the
+# state_dict snapshot), paired, in fresh processes, each beside its control.
+LOAD_EXISTING = PAIRS["deepcopy_vs_load_state_dict"][0]
+FOREACH = "foreach_copy_into"
+SAVE_LOAD = "save_load"
+SAFETENSORS = "safetensors_save_load"
+PINNED = "pinned_snapshot"
+ADVISE_ROUTES: tuple[str, ...] = (
+    DEEPCOPY,
+    SNAPSHOT,
+    LOAD_EXISTING,
+    FOREACH,
+    SAVE_LOAD,
+    SAFETENSORS,
+    PINNED,
+)
+ADVISE_REFERENCES: tuple[str, ...] = (DEEPCOPY, SNAPSHOT)
+# What ``--dtype`` converts a model's floating-point tensors to (default: as built).
+ADVISE_DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16", "float64")
+# The answer's rows: a situation, and the routes that serve it (the first that the model
+# allows and the measurements favour is recommended).
+ADVICE_SITUATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("A snapshot of the weights (best checkpoint, EMA's start)", (SNAPSHOT, SAVE_LOAD, DEEPCOPY)),
+    ("A second model to run (RL target network, model soup)", (LOAD_EXISTING, DEEPCOPY)),
+    ("Refreshing a copy you keep, every step (EMA, target sync)", (FOREACH, LOAD_EXISTING)),
+    ("Bytes to send or write (checkpoint)", (SAVE_LOAD, SAFETENSORS)),
+    ("Host copy of GPU weights (async checkpoint)", (PINNED,)),
+)
+# The process that measures each route's peak memory: glibc serves every block of a page
+# or more with a mapping of its own and returns it when freed, and trims the heap's top at
+# once, so the resident set follows what the copy holds (a heap that keeps freed memory
+# would hide a copy's allocations behind the last one's).
+PEAK_ALLOCATOR: dict[str, str] = {
+    "MALLOC_MMAP_THRESHOLD_": "4096",
+    "MALLOC_TRIM_THRESHOLD_": "0",
+}
 
 # The tensor sizes of the asv suite (CPU and GPU grids): what ``copybench run --size`` takes.
 SUITE_SIZES: tuple[int, ...] = tuple(sorted({*SIZES, *GPU_SIZES}))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import io
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +28,12 @@ import torch
 from torch import nn
 
 Kind = Literal["tensor", "module", "transfer"]
+
+
+class UnavailableMethod(RuntimeError):
+    """A method that cannot run here: a package it needs is not installed, or it needs a
+    GPU.  Where a harness prepares a case it becomes a skip
+    (:class:`copybench.suite.cases.CaseError`), never a failure."""
 
 
 @dataclass(frozen=True)
@@ -197,7 +204,10 @@ def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    """Where the model's tensors live (its first parameter's, else its first buffer's;
+    the CPU for a module without tensors)."""
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def _bind_load_existing(model: nn.Module, factory: Callable[[], nn.Module]):
@@ -239,6 +249,57 @@ def _bind_save_load(model: nn.Module, factory: Callable[[], nn.Module]):
         torch.save(model.state_dict(), buffer)
         buffer.seek(0)
         return torch.load(buffer, weights_only=True, map_location=_device_of(model))
+
+    return run
+
+
+def _bind_foreach_copy_into(model: nn.Module, factory: Callable[[], nn.Module]):
+    # As copy_into: the buffers exist and are touched before timing, and the source tensors
+    # are listed once (state_dict()'s values share the parameters' storage), so the timed
+    # region is one torch._foreach_copy_ over every tensor, what a loop that refreshes the
+    # same buffers every step (an EMA, a target network) pays.
+    sources = model.state_dict()
+    buffers = {k: torch.empty_like(v).zero_() for k, v in sources.items()}
+    src, dst = list(sources.values()), list(buffers.values())
+
+    def run() -> dict[str, torch.Tensor]:
+        torch._foreach_copy_(dst, src)
+        return buffers
+
+    return run
+
+
+def _bind_safetensors(model: nn.Module, factory: Callable[[], nn.Module]):
+    try:
+        from safetensors.torch import load, save
+    except ImportError:
+        raise UnavailableMethod("safetensors is not installed") from None
+    device = _device_of(model)
+
+    def run() -> dict[str, torch.Tensor]:
+        # safetensors reads back into host memory; a GPU model's round trip ends on its GPU,
+        # as save_load's map_location does.
+        out = load(save(model.state_dict()))
+        return out if device.type == "cpu" else {k: v.to(device) for k, v in out.items()}
+
+    return run
+
+
+def _bind_pinned_snapshot(model: nn.Module, factory: Callable[[], nn.Module]):
+    device = _device_of(model)
+    if device.type != "cuda":
+        raise UnavailableMethod("a device-to-host snapshot needs a model on a CUDA GPU")
+    # Pinned host buffers, allocated and touched before timing: the copies can then run
+    # asynchronously (non_blocking), and the call returns before they finish.
+    buffers = {
+        k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True).zero_()
+        for k, v in model.state_dict().items()
+    }
+
+    def run() -> dict[str, torch.Tensor]:
+        for k, v in model.state_dict().items():
+            buffers[k].copy_(v, non_blocking=True)
+        return buffers
 
     return run
 
@@ -313,6 +374,36 @@ MODULE_METHODS: tuple[CopyMethod, ...] = (
         _DICT_LIKE,
         allocates=True,
         doc="Serialise and read back through memory (what a checkpoint round trip costs).",
+    ),
+    CopyMethod(
+        "foreach_copy_into",
+        "module",
+        "torch._foreach_copy_(buffers, list(model.state_dict().values()))",
+        _bind_foreach_copy_into,
+        _DICT_LIKE,
+        allocates=False,
+        doc="Copy into buffers that already exist, one call for every tensor: the "
+        "bandwidth reference for a model, like copy_into for a tensor.",
+    ),
+    CopyMethod(
+        "safetensors_save_load",
+        "module",
+        "safetensors.torch.load(safetensors.torch.save(model.state_dict()))",
+        _bind_safetensors,
+        _DICT_LIKE,
+        allocates=True,
+        doc="Serialise with safetensors and read back through memory; needs safetensors, "
+        "and refuses tensors that share memory (tied weights).",
+    ),
+    CopyMethod(
+        "pinned_snapshot",
+        "module",
+        "for k, v in model.state_dict().items(): pinned[k].copy_(v, non_blocking=True)",
+        _bind_pinned_snapshot,
+        _DICT_LIKE,
+        allocates=False,
+        doc="A GPU model's weights into pinned host buffers without waiting (an async "
+        "checkpoint's first step); valid only after a synchronisation. Needs a GPU.",
     ),
 )
 

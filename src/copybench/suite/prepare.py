@@ -16,12 +16,13 @@ from typing import Any
 from copybench.suite.cases import (
     DEFAULT_THREADS,
     UNSTATED_DTYPE,
+    CaseError,
     make_model,
     make_tensor,
     make_transfer_source,
     nbytes,
 )
-from copybench.suite.methods import get_method
+from copybench.suite.methods import UnavailableMethod, get_method
 from copybench.suite.timing import reset_cuda_allocator, set_threads, synchronized, warm_up
 
 # Self-test hook for the regression gate (tests/test_compare.py, tests/test_nightly.py):
@@ -134,7 +135,11 @@ def prepare_module_case(
     source, spec = make_model(model, device)
     reset_cuda_allocator(device)
     size = sum(p.numel() * p.element_size() for p in source.parameters())
-    return _ready(method, m.bind(source, spec.build), device, threads, size, source)
+    try:
+        bound = m.bind(source, spec.build)
+    except UnavailableMethod as e:
+        raise CaseError(str(e)) from None
+    return _ready(method, bound, device, threads, size, source)
 
 
 @functools.lru_cache(maxsize=1)

@@ -18,7 +18,14 @@ import torch
 from torch import nn
 
 from copybench.suite.cases import CaseError, ReferenceModel, check_device, make_transfer_source
-from copybench.suite.methods import METHODS, SEMANTIC_PROPERTIES, CopyMethod, get_method
+from copybench.suite.methods import (
+    METHODS,
+    SEMANTIC_PROPERTIES,
+    CopyMethod,
+    UnavailableMethod,
+    get_method,
+)
+from copybench.suite.timing import synchronized
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,11 @@ def probe(method: CopyMethod, device: str = "cpu") -> Observation:
         return Observation(method, _observe({"": x}, result))
     with torch.device(device):
         model = ReferenceModel(4, 2)
-    result = method.bind(model, lambda: ReferenceModel(4, 2))()
+    try:
+        bound = method.bind(model, lambda: ReferenceModel(4, 2))
+    except UnavailableMethod as e:
+        return Observation(method, None, skipped=str(e))
+    result = synchronized(bound, device)()
     return Observation(method, _observe(dict(model.named_parameters()), result))
 
 

@@ -112,6 +112,21 @@ def cuda_peak_bytes(fn: Callable[[], Any], device: str) -> int:
     return peak - before
 
 
+def host_held_seconds(fn: Callable[[], Any], device: str, calls: int = 5) -> list[float]:
+    """The times the host spends in ``fn`` itself, ``calls`` of them, the device queue
+    drained before each call and after it, outside the timer: how long an asynchronous
+    copy (``non_blocking``) holds the calling thread, where :func:`synchronized` timings
+    say how long until its data is there."""
+    times = []
+    for _ in range(calls):
+        synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        synchronize(device)
+    return times
+
+
 def reset_cuda_allocator(device: str) -> None:
     """Start a case from a known allocator state: cached blocks released, peaks reset."""
     if torch.device(device).type == "cuda":

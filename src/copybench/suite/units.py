@@ -105,3 +105,15 @@ def format_value(value: Any, unit: str) -> str:
         return fmt(value)
     v = _finite(value)
     return NOT_A_NUMBER if v is None else _sig(v, 4)
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table: columns left-aligned to their widest cell, two spaces apart, a
+    rule of dashes under the header, trailing spaces trimmed."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
