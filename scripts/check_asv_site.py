@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_report import Browser, _evaluate, find_chromium  # noqa: E402
+from check_report import Browser, _evaluate, find_chromium, page_problems  # noqa: E402
 
 DEFAULT_BENCHMARK = "bench_tensor_copy.TensorCopy.time_tensor_copy"
 
@@ -92,26 +92,6 @@ def _graph(b: Browser, s: str, timeout: float = 60) -> dict | None:
     return None
 
 
-def _problems(events: list[dict]) -> list[str]:
-    out = []
-    urls = {
-        e["params"]["requestId"]: e["params"]["request"]["url"]
-        for e in events
-        if e.get("method") == "Network.requestWillBeSent"
-    }
-    for e in events:
-        m, p = e.get("method"), e.get("params", {})
-        if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-            out.append(f"console {p['type']}: {p.get('args')}")
-        elif m == "Runtime.exceptionThrown":
-            out.append(f"exception: {p.get('exceptionDetails', {}).get('text')}")
-        elif m == "Network.loadingFailed":
-            url = urls.get(p.get("requestId"), "")
-            if url and not url.startswith("about:"):
-                out.append(f"request failed: {p.get('errorText')} {url[:100]}")
-    return out
-
-
 def check(html: Path, benchmark: str, screenshot: Path, select: list[str] | None = None) -> dict:
     """Serve ``html``, open ``benchmark``'s graph (with the parameter values ``select``
     names, ``NAME=VALUE`` as asv writes them: ``method='clone'``, ``numel=1024``); what was
@@ -143,7 +123,7 @@ def check(html: Path, benchmark: str, screenshot: Path, select: list[str] | None
             b.close()
             server.kill()
             server.wait()
-    problems = _problems(b.events[start:])
+    problems = page_problems(b.events, start)
     if graph is None:
         problems.append(f"no graph of {benchmark} drew in 60 s")
     return {"graph": graph, "problems": problems, "url": url, "screenshot": str(screenshot)}

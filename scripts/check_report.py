@@ -225,6 +225,33 @@ LAYOUT_JS = r"""(() => {
 })()"""
 
 
+def page_problems(events: list[dict], start: int = 0) -> list[str]:
+    """What went wrong on the page, from the DevTools events from ``start`` on: console
+    errors, exceptions, logged errors, failed requests, dialogs."""
+    problems = []
+    urls = {
+        e["params"]["requestId"]: e["params"]["request"]["url"]
+        for e in events
+        if e.get("method") == "Network.requestWillBeSent"
+    }
+    for e in events[start:]:
+        m, p = e.get("method"), e.get("params", {})
+        if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+            problems.append(f"console {p['type']}: {p.get('args')}")
+        elif m == "Runtime.exceptionThrown":
+            problems.append(f"exception: {p.get('exceptionDetails', {}).get('text')}")
+        elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
+            problems.append(f"log error: {p['entry'].get('text')} {p['entry'].get('url', '')}")
+        elif m == "Network.loadingFailed":
+            url = urls.get(p.get("requestId"), "")
+            # A request sent before the navigation (the blank start page's) is not the page's.
+            if url and not url.startswith("about:"):
+                problems.append(f"request failed: {p.get('errorText')} {url[:80]}")
+        elif m == "Page.javascriptDialogOpening":
+            problems.append(f"a dialog opened: {p.get('message')}")
+    return problems
+
+
 def _wait_loaded(b: Browser, session: str, url: str, timeout: float = 60) -> None:
     """Until the report (not the blank start page) has finished loading, images included."""
     expr = f"document.readyState === 'complete' && location.href === {json.dumps(url)}"
@@ -293,27 +320,7 @@ def check(index: Path, screenshot: Path, width: int = 1400, height: int = 2400) 
             screenshot.write_bytes(base64.b64decode(shot["data"]))
         finally:
             b.close()
-    problems = []
-    urls = {
-        e["params"]["requestId"]: e["params"]["request"]["url"]
-        for e in b.events
-        if e.get("method") == "Network.requestWillBeSent"
-    }
-    for e in b.events[start:]:
-        m, p = e.get("method"), e.get("params", {})
-        if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-            problems.append(f"console {p['type']}: {p.get('args')}")
-        elif m == "Runtime.exceptionThrown":
-            problems.append(f"exception: {p.get('exceptionDetails', {}).get('text')}")
-        elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
-            problems.append(f"log error: {p['entry'].get('text')} {p['entry'].get('url', '')}")
-        elif m == "Network.loadingFailed":
-            url = urls.get(p.get("requestId"), "")
-            # A request sent before the navigation (the blank start page's) is not the report's.
-            if url and not url.startswith("about:"):
-                problems.append(f"request failed: {p.get('errorText')} {url[:80]}")
-        elif m == "Page.javascriptDialogOpening":
-            problems.append(f"a dialog opened: {p.get('message')}")
+    problems = page_problems(b.events, start)
     expected = index.read_text().count("<img ")
     if len(images) != expected:
         problems.append(f"{len(images)} images in the DOM, {expected} <img> tags in the file")

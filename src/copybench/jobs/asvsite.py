@@ -50,7 +50,7 @@ from copybench.formats import (
     read_night,
     torch_build,
 )
-from copybench.measure.asvrun import config_copy, read_config
+from copybench.measure.asvrun import checkout_config, config_copy, html_dir, results_dir
 
 # asv's CDN scripts and stylesheet (its ``www/index.html``, asv 0.6), each as the npm
 # package and the file in it that serves the same code.  cdnjs's stupidtable 1.0.1 is not
@@ -154,7 +154,7 @@ def publish(config: Path, root: Path, home: Path = SCRIPTS_HOME) -> list[str]:
         cwd=root,
         check=True,
     )
-    html = (config.parent / read_config(config).get("html_dir", "html")).resolve()
+    html = html_dir(config)
     remote = use_local_scripts(html, home)
     if remote:
         print(
@@ -169,27 +169,19 @@ def publish(config: Path, root: Path, home: Path = SCRIPTS_HOME) -> list[str]:
 def publish_results(config: Path | None = None) -> Path:
     """``copybench publish``: :func:`publish` of the project's results (or ``config``'s);
     asv's ``index.html``.  ResultsError where there are no results to publish."""
-    from copybench.measure.asvrun import project_root, results_dir
-
-    root = project_root()
-    config = (config or root / "asv.conf.json").resolve()
-    if not config.is_file():
-        raise FileNotFoundError(f"{config}: no such asv config")
+    root, config = checkout_config(config)
     results = results_dir(config)
     if not any(p.is_dir() for p in results.glob("*")):
         raise ResultsError(f"{results}: no asv results to publish (run copybench run first)")
     publish(config, root)
-    return (config.parent / read_config(config).get("html_dir", "html")).resolve() / "index.html"
+    return html_dir(config) / "index.html"
 
 
 def serve(config: Path | None, port: int) -> None:
     """Become asv's own server (``asv preview``) over ``config``'s published site, on
     ``port``: this process is replaced by it (so that Ctrl-C or a signal stops the server
     itself), and never returns."""
-    from copybench.measure.asvrun import project_root
-
-    root = project_root()
-    config = (config or root / "asv.conf.json").resolve()
+    root, config = checkout_config(config)
     os.chdir(root)
     cmd = [sys.executable, "-m", "asv", "preview", "--config", str(config), "--port", str(port)]
     sys.stdout.flush()

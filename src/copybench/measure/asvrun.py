@@ -192,6 +192,21 @@ def results_dir(config: Path) -> Path:
     return config.parent / conf.get("results_dir", "results")
 
 
+def html_dir(config: Path) -> Path:
+    """The folder a config's ``asv publish`` writes (relative to the config), absolute."""
+    return (config.parent / read_config(config).get("html_dir", "html")).resolve()
+
+
+def checkout_config(config: Path | None = None) -> tuple[Path, Path]:
+    """(the checkout, the asv config to use: ``config``, else the checkout's), the config
+    absolute; FileNotFoundError where it does not exist."""
+    root = project_root()
+    config = (config or root / "asv.conf.json").resolve()
+    if not config.is_file():
+        raise FileNotFoundError(f"{config}: no such asv config")
+    return root, config
+
+
 def config_copy(
     root: Path, results: Path, html: Path, folder: Path, repo: Path | None = None
 ) -> Path:
@@ -344,10 +359,7 @@ def run_asv(
     """
     sel.validate()
     machine = machine_name(machine)
-    root = project_root()
-    config = (config or root / "asv.conf.json").resolve()
-    if not config.is_file():
-        raise FileNotFoundError(f"{config}: no such asv config")
+    root, config = checkout_config(config)
     commit = commit or head_commit(root)
     cmd = asv_command(config, machine, commit, bench_regexes(sel), quick, extra)
     env = dict(os.environ)
