@@ -9,6 +9,7 @@ selection translated from copybench's vocabulary (methods, sizes, devices ...) i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -227,7 +228,8 @@ def config_copy(
     return target
 
 
-RUN_CONFIG = "copybench-run.asv.conf.json"
+# The run configs' names: copybench-run-<hash of the contents>.asv.conf.json.
+RUN_CONFIG = "copybench-run-{}.asv.conf.json"
 # The port ``copybench preview`` serves asv's site on by default (asv preview's own first
 # choice), which the report links to.
 PREVIEW_PORT = 8080
@@ -246,8 +248,10 @@ _PATH_KEYS = {
 def run_config(config: Path) -> Path:
     """The config ``copybench run`` hands asv: ``config`` with its paths made absolute,
     :data:`PLUGIN` among its plugins, and no matrix; written into asv's environment folder
-    (``.asv/env/copybench-run.asv.conf.json`` for the project's), where the command line
-    copybench prints can be run again.
+    (``.asv/env/copybench-run-<hash>.asv.conf.json``), where the command line copybench
+    prints can be run again.  Named by a hash of its contents: runs of several configs that
+    share an environment folder (two nightlies into different results folders, at once)
+    each get their own file, and one config always the same.
 
     With the plugin, ``-E installed:same`` names the results after this interpreter's
     Python and torch build (:mod:`copybench.measure.asvenv`).  Without the matrix, because
@@ -261,9 +265,11 @@ def run_config(config: Path) -> Path:
             conf[key] = str((config.parent / value).resolve())
     conf["plugins"] = [*conf.get("plugins", []), PLUGIN]
     conf["matrix"] = {}
-    target = Path(conf["env_dir"]) / RUN_CONFIG
+    text = json.dumps(conf, indent=2)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    target = Path(conf["env_dir"]) / RUN_CONFIG.format(digest)
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target, json.dumps(conf, indent=2))
+    atomic_write_text(target, text)
     return target
 
 
