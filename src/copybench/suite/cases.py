@@ -248,6 +248,13 @@ class ModuleCase:
         return f"{self.method}-{self.model}-{self.device}-t{self.threads}"
 
 
+def is_tensor_case_id(case_id: str) -> bool:
+    """Whether a case id names one tensor's copy (a :class:`TensorCase`: its second field is
+    the size in elements) rather than a model's (a :class:`ModuleCase`: a model name)."""
+    parts = case_id.split("-")
+    return len(parts) == 7 and parts[1].isdigit()
+
+
 # The parameter axes of each harness, in order.  asv's ``params``/``param_names`` and the
 # pytest ids are both generated from these, so the two harnesses name cases alike.
 TENSOR_AXES: dict[str, tuple] = {
