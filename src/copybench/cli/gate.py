@@ -191,8 +191,8 @@ def allocator_option(s: argparse.ArgumentParser) -> None:
         "--allocator",
         choices=("fixed", "dynamic"),
         default="fixed",
-        help="glibc's allocator in both sides' processes: fixed thresholds (default; see "
-        "cases.GATE_ALLOCATOR), or glibc's dynamic default",
+        help="glibc's allocator in both sides' processes: fixed thresholds and no tcache "
+        "(default; see cases.GATE_ALLOCATOR), or glibc's dynamic default",
     )
 
 

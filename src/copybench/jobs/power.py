@@ -375,7 +375,11 @@ def allocator_word(data: dict[str, Any]) -> str:
     allocator = data.get("allocator")
     if allocator is None:
         return "dynamic allocator (saved before the gate fixed it)"
-    return "fixed allocator" if allocator else "dynamic allocator"
+    if not allocator:
+        return "dynamic allocator"
+    if "GLIBC_TUNABLES" not in allocator:
+        return "fixed allocator, tcache on (saved before the gate turned it off)"
+    return "fixed allocator"
 
 
 def _check_same_study(old: dict[str, Any], new: dict[str, Any]) -> None:
