@@ -41,6 +41,7 @@ def test_the_gate_processes_run_glibc_with_fixed_thresholds_unless_told(monkeypa
 
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     assert GATE_ALLOCATOR.items() <= Side("base").environ().items()
     assert allocator_of("fixed") == GATE_ALLOCATOR and allocator_of("dynamic") == {}
     dynamic = Side("base", allocator=allocator_of("dynamic")).environ()

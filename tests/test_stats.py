@@ -250,3 +250,48 @@ def test_tukey_fences_leave_the_far_out_values_out():
     low, high = stats.tukey_fences([600, 610, 590, 620, 605, 2_000_000, -900_000])
     assert low < 590 and 620 < high < 2_000_000 and low > -900_000
     assert all(math.isnan(v) for v in stats.tukey_fences([float("nan")]))
+
+
+def test_one_tensors_count_is_judged_down_to_half_the_threshold_above_the_floor() -> None:
+    t, floor = 0.02, 3000
+    assert stats.count_threshold(24_000, t, floor, one_tensor=True) == t  # 128 KiB: 2%
+    assert stats.count_threshold(470_000, t, floor, one_tensor=True) == t / 2  # 4 MiB: 1%
+    assert stats.count_threshold(200_000, t, floor, one_tensor=True) == floor / 200_000
+    assert stats.count_threshold(2_800_000, t, floor, one_tensor=False) == t  # a model: 2%
+    assert stats.count_threshold(470_000, 0.0, floor, one_tensor=True) == 0.0
+
+
+def _saved_study(name: str) -> dict:
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).resolve().parents[1] / "reports/power" / name).read_text())
+
+
+def _count_verdicts(gate: dict) -> dict[str, str]:
+    from copybench.results.compare import compare_gate
+
+    table = compare_gate(gate)
+    rows = table[table["benchmark"] == "gate-instructions"]
+    return dict(zip(rows["case"], rows["verdict"], strict=True))
+
+
+def test_the_count_rule_on_the_saved_power_studies() -> None:
+    # Real gates, saved by `copybench power-study` (reports/power), judged again; exact
+    # counts, so deterministic.  Quiet, Tensor.clone wrapped at 1.05x: every clone-calling
+    # case's count moves, at 4 MiB by +1.4% to +1.9% (6,500-9,100 instructions a call),
+    # which half the threshold names; deepcopy(model) moves +1.55% and a model keeps the
+    # whole threshold.  Loaded, Tensor.copy_ wrapped: the clones it never calls count up to
+    # +1.1% more (+274 a call at 128 KiB), which neither rule may name.
+    quiet = _saved_study("quiet.json")
+    for gate in quiet["gates"]:
+        verdicts = _count_verdicts(gate["clone x1.05"])
+        for case, verdict in verdicts.items():
+            expected = case in quiet["calls"]["clone"] and not case.startswith("deepcopy")
+            assert verdict == ("regressed" if expected else "unchanged"), (case, verdict)
+    loaded = _saved_study("loaded.json")
+    for gate in loaded["gates"]:
+        verdicts = _count_verdicts(gate["copy_ x1.1"])
+        for case, verdict in verdicts.items():
+            expected = case in loaded["calls"]["copy_"]
+            assert verdict == ("regressed" if expected else "unchanged"), (case, verdict)

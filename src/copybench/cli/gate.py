@@ -133,6 +133,7 @@ def selection_options(s: argparse.ArgumentParser) -> None:
         DEFAULT_INSTRUCTION_THRESHOLD,
         DEFAULT_PROCESSES,
         DEFAULT_THRESHOLD,
+        INSTRUCTION_FLOOR,
     )
 
     s.add_argument(
@@ -174,7 +175,8 @@ def selection_options(s: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="smallest change in an instruction count that counts (default "
-        f"{DEFAULT_INSTRUCTION_THRESHOLD:g})",
+        f"{DEFAULT_INSTRUCTION_THRESHOLD:g}); one tensor's copy, down to half of it where "
+        f"that half is {INSTRUCTION_FLOOR:,} instructions a call or more",
     )
     s.add_argument(
         "--alpha",
@@ -189,8 +191,8 @@ def allocator_option(s: argparse.ArgumentParser) -> None:
         "--allocator",
         choices=("fixed", "dynamic"),
         default="fixed",
-        help="glibc's allocator in both sides' processes: fixed thresholds (default; see "
-        "cases.GATE_ALLOCATOR), or glibc's dynamic default",
+        help="glibc's allocator in both sides' processes: fixed thresholds and no tcache "
+        "(default; see cases.GATE_ALLOCATOR), or glibc's dynamic default",
     )
 
 

@@ -91,6 +91,7 @@ def _compare(sub: argparse._SubParsersAction) -> None:
 def _compare_options(p: argparse.ArgumentParser) -> None:
     """The two sides, where run ids are found, and the levels."""
     from copybench.formats import PYTEST_BENCHMARK_STORAGE
+    from copybench.measure.gate import DEFAULT_INSTRUCTION_THRESHOLD, INSTRUCTION_FLOOR
 
     p.add_argument(
         "base",
@@ -139,7 +140,9 @@ def _compare_options(p: argparse.ArgumentParser) -> None:
         "--instruction-threshold",
         type=float,
         default=None,
-        help="gate results: smallest change in an instruction count that counts (default 0.02)",
+        help="gate results: smallest change in an instruction count that counts (default "
+        f"{DEFAULT_INSTRUCTION_THRESHOLD:g}; one tensor's copy, down to half of it where that "
+        f"half is {INSTRUCTION_FLOOR:,} instructions a call or more)",
     )
     p.add_argument("--format", choices=FORMATS, default="text")
 

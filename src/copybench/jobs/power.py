@@ -375,7 +375,11 @@ def allocator_word(data: dict[str, Any]) -> str:
     allocator = data.get("allocator")
     if allocator is None:
         return "dynamic allocator (saved before the gate fixed it)"
-    return "fixed allocator" if allocator else "dynamic allocator"
+    if not allocator:
+        return "dynamic allocator"
+    if "GLIBC_TUNABLES" not in allocator:
+        return "fixed allocator, tcache on (saved before the gate turned it off)"
+    return "fixed allocator"
 
 
 def _check_same_study(old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -473,13 +477,16 @@ def _run(study: PowerStudy, log: Any) -> dict[str, Any]:
 
 def power_text(rows: list[dict[str, Any]], data: dict[str, Any], levels: tuple) -> str:
     """The study as ``power-study`` prints it: a line on the study, the table, the key."""
+    from copybench.measure.gate import INSTRUCTION_FLOOR
+
     threshold, alpha, ithreshold = levels
     return "\n".join(
         [
             f"power study: {len(data['gates'])} gates of {data['processes']} rounds per "
             f"variant, {'loaded' if data['load'] else 'quiet'}, {allocator_word(data)}, "
-            f"{data['seconds'] / 60:.0f} min; threshold "
-            f"{threshold:.0%} (instructions {ithreshold:.0%}), alpha {alpha:g}",
+            f"{data['seconds'] / 60:.0f} min; threshold {threshold:.0%} (instructions "
+            f"{ithreshold:.0%}; one tensor's copy down to {ithreshold / 2:.0%} where that is "
+            f"{INSTRUCTION_FLOOR:,} or more a call), alpha {alpha:g}",
             format_table(rows, data),
             "\ncell: gates that named the case (regressed; for A/A, regressed or improved) by "
             "either measure, of all; (wall W): by wall time alone; then the median ratio "

@@ -248,6 +248,13 @@ class ModuleCase:
         return f"{self.method}-{self.model}-{self.device}-t{self.threads}"
 
 
+def is_tensor_case_id(case_id: str) -> bool:
+    """Whether a case id names one tensor's copy (a :class:`TensorCase`: its second field is
+    the size in elements) rather than a model's (a :class:`ModuleCase`: a model name)."""
+    parts = case_id.split("-")
+    return len(parts) == 7 and parts[1].isdigit()
+
+
 # The parameter axes of each harness, in order.  asv's ``params``/``param_names`` and the
 # pytest ids are both generated from these, so the two harnesses name cases alike.
 TENSOR_AXES: dict[str, tuple] = {
@@ -367,9 +374,21 @@ _MIB = 1 << 20
 # of `detach().clone()` of 128 KiB with grad, as a ratio to the in-process reference, fell
 # from 0.42 to 0.03, and every 4 MiB copy ran at about 100 us in every process (0.10-0.13),
 # where before some processes ran them 2x slower.
+#
+# And glibc's per-thread cache of small blocks (tcache) off.  With it on, a fresh process
+# also lands in one of two modes for a large clone: every call gets the same heap block back
+# (a 4 MiB clone costs what ``copy_`` into a kept buffer costs, about 89 us here), or calls
+# alternate between two blocks 4 MiB apart (97-130 us): 4 of 12 processes and 8 of 12
+# (``scripts/clone_chunks.py``).  With tcache off, 8 of 8 got one block.  In A/A gates of
+# the default selection (24 rounds, quiet, two gates each way, interleaved), the spread of
+# a round's log ratio (from the quartiles) at 4 MiB fell from 0.21-0.40 to 0.04-0.08 for
+# the clones, the level of ``copy_`` into a buffer, and stayed where it was at 128 KiB;
+# the state_dict snapshot's (eight 500 KB copies) rose from 0.06-0.11 to 0.14-0.20.
+GATE_TCACHE = "glibc.malloc.tcache_count=0"
 GATE_ALLOCATOR: dict[str, str] = {
     "MALLOC_MMAP_THRESHOLD_": str(16 * _MIB),
     "MALLOC_TRIM_THRESHOLD_": str(64 * _MIB),
+    "GLIBC_TUNABLES": GATE_TCACHE,
 }
 # The allocator study's remedies: each runs in a fresh process with this environment (glibc's
 # tunables).  Setting the mmap threshold fixes it
