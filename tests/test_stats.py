@@ -265,7 +265,9 @@ def _saved_study(name: str) -> dict:
     import json
     from pathlib import Path
 
-    return json.loads((Path(__file__).resolve().parents[1] / "reports/power" / name).read_text())
+    return json.loads(
+        (Path(__file__).resolve().parents[1] / "reports/power/tcache-on" / name).read_text()
+    )
 
 
 def _count_verdicts(gate: dict) -> dict[str, str]:
