@@ -175,8 +175,8 @@ def selection_options(s: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="smallest change in an instruction count that counts (default "
-        f"{DEFAULT_INSTRUCTION_THRESHOLD:g}); one tensor's copy, down to half of it where "
-        f"that half is {INSTRUCTION_FLOOR:,} instructions a call or more",
+        f"{DEFAULT_INSTRUCTION_THRESHOLD:g}), down to half of it where that half is "
+        f"{INSTRUCTION_FLOOR:,} instructions a call per tensor copied or more",
     )
     s.add_argument(
         "--alpha",

@@ -141,8 +141,8 @@ def _compare_options(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="gate results: smallest change in an instruction count that counts (default "
-        f"{DEFAULT_INSTRUCTION_THRESHOLD:g}; one tensor's copy, down to half of it where that "
-        f"half is {INSTRUCTION_FLOOR:,} instructions a call or more)",
+        f"{DEFAULT_INSTRUCTION_THRESHOLD:g}, down to half of it where that half is "
+        f"{INSTRUCTION_FLOOR:,} instructions a call per tensor copied or more)",
     )
     p.add_argument("--format", choices=FORMATS, default="text")
 

@@ -485,8 +485,8 @@ def power_text(rows: list[dict[str, Any]], data: dict[str, Any], levels: tuple) 
             f"power study: {len(data['gates'])} gates of {data['processes']} rounds per "
             f"variant, {'loaded' if data['load'] else 'quiet'}, {allocator_word(data)}, "
             f"{data['seconds'] / 60:.0f} min; threshold {threshold:.0%} (instructions "
-            f"{ithreshold:.0%}; one tensor's copy down to {ithreshold / 2:.0%} where that is "
-            f"{INSTRUCTION_FLOOR:,} or more a call), alpha {alpha:g}",
+            f"{ithreshold:.0%}, down to {ithreshold / 2:.0%} where that is "
+            f"{INSTRUCTION_FLOOR:,} or more a call per tensor), alpha {alpha:g}",
             format_table(rows, data),
             "\ncell: gates that named the case (regressed; for A/A, regressed or improved) by "
             "either measure, of all; (wall W): by wall time alone; then the median ratio "

@@ -35,8 +35,8 @@ callgrind available (``--instructions``, the default there), each side also coun
 instructions per call of every gate case, module copies included, and of its tensor methods
 at 32 and 1,024 elements (:mod:`copybench.measure.instructions`: one Valgrind process per side, the
 two run at the same time since a count does not depend on the neighbours).  Counts repeat
-exactly, so those rows are judged by ``--instruction-threshold`` alone (one tensor's copy
-down to half of it where that half is ``INSTRUCTION_FLOOR`` instructions a call or more:
+exactly, so those rows are judged by ``--instruction-threshold`` alone (down to half of it
+where that half is ``INSTRUCTION_FLOOR`` instructions a call per tensor copied or more:
 ``stats.count_threshold``).  Every setting that
 tells the two sides' environments apart reaches both sides' counts alike (see
 :func:`instruction_env`), so a slowdown that comes in through the environment shows in both
@@ -74,9 +74,10 @@ DEFAULT_THRESHOLD = 0.02  # a timed change smaller than this is "unchanged"
 # environment differs (another PYTHONPATH, a sitecustomize) moved an untouched case's count
 # by up to 1.5% at 32 elements: 2% stays clear of both.
 DEFAULT_INSTRUCTION_THRESHOLD = 0.02
-# One tensor's copy is judged at down to half that threshold where the half is this many
-# instructions per call or more (``stats.count_threshold``): at 4 MiB, 1%.  Eleven times the
-# largest shift of an untouched single-tensor count seen between two sides (+274).
+# A count is judged at down to half that threshold where the half is this many instructions
+# a call per tensor the case copies, or more (``stats.count_threshold``): 1% for a 4 MiB
+# copy and for ``deepcopy(model)`` of 1e6x8.  Eleven times the largest shift of an untouched
+# one-tensor count seen between two sides (+274), 24 times the snapshot's per tensor.
 INSTRUCTION_FLOOR = 3000
 DEFAULT_ALPHA = 0.01  # family-wise, over the timed cases of one gate
 BLOCK_SECONDS = 0.001

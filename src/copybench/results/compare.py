@@ -506,7 +506,7 @@ def _instruction_rows(counts: dict[str, dict[str, float]], threshold: float) -> 
     judged by the threshold alone, and outside the timed tests' multiplicity."""
     from copybench.measure.gate import INSTRUCTION_FLOOR
     from copybench.suite import stats
-    from copybench.suite.cases import is_tensor_case_id
+    from copybench.suite.cases import tensors_of_case_id
 
     base, head = counts.get("base", {}), counts.get("head", {})
     rows = []
@@ -514,7 +514,9 @@ def _instruction_rows(counts: dict[str, dict[str, float]], threshold: float) -> 
         b, h = base[case], head[case]
         ratio = h / b if b else math.nan
         c = stats.Change(b, h, ratio, ratio, ratio, math.nan, 1, 1)
-        level = stats.count_threshold(b, threshold, INSTRUCTION_FLOOR, is_tensor_case_id(case))
+        tensors = tensors_of_case_id(case)
+        floor = INSTRUCTION_FLOOR * tensors if tensors else None
+        level = stats.count_threshold(b, threshold, floor)
         verdict = stats.verdict(c, threshold=level, deterministic=True)
         rows.append(_row("gate-instructions", case, "instructions", c, verdict))
     return rows
@@ -592,9 +594,9 @@ def _how(table: pd.DataFrame, alpha: float) -> str:
         how += (
             "; gate-instructions: callgrind instructions per call, one count per side, "
             "exact, judged by the instruction threshold "
-            f"({table.attrs.get('instruction_threshold', 0.02):.0%}) alone, one tensor's "
-            f"copy by down to half of it where that is {INSTRUCTION_FLOOR:,} instructions "
-            "a call or more" + (f"; the counts saw the sides' {', '.join(seen)}" if seen else "")
+            f"({table.attrs.get('instruction_threshold', 0.02):.0%}) alone, down to half "
+            f"of it where that half is {INSTRUCTION_FLOOR:,} instructions a call per tensor "
+            "copied or more" + (f"; the counts saw the sides' {', '.join(seen)}" if seen else "")
         )
     if (table["benchmark"] == "gate-semantics").any():
         how += "; gate-semantics: `copybench semantics` differs between the sides (drifted)"

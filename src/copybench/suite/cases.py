@@ -248,11 +248,16 @@ class ModuleCase:
         return f"{self.method}-{self.model}-{self.device}-t{self.threads}"
 
 
-def is_tensor_case_id(case_id: str) -> bool:
-    """Whether a case id names one tensor's copy (a :class:`TensorCase`: its second field is
-    the size in elements) rather than a model's (a :class:`ModuleCase`: a model name)."""
+def tensors_of_case_id(case_id: str) -> int | None:
+    """How many tensors the case a case id names copies a call: 1 for a :class:`TensorCase`
+    (its second field is the size in elements), the model's parameter tensors for a
+    :class:`ModuleCase` of a known model; None for anything else."""
     parts = case_id.split("-")
-    return len(parts) == 7 and parts[1].isdigit()
+    if len(parts) == 7 and parts[1].isdigit():
+        return 1
+    if len(parts) == 4 and parts[1] in MODELS:
+        return MODELS[parts[1]].n_tensors
+    return None
 
 
 # The parameter axes of each harness, in order.  asv's ``params``/``param_names`` and the

@@ -283,21 +283,21 @@ def verdict(
     return "not significant"
 
 
-def count_threshold(count: float, threshold: float, floor: float, one_tensor: bool) -> float:
+def count_threshold(count: float, threshold: float, floor: float | None) -> float:
     """The smallest change, as a fraction of ``count``, by which an exact instruction count
-    (one per side, no noise to test against) is judged moved: ``threshold``; for one
-    tensor's copy, down to half of it where that half is still ``floor`` instructions per
-    call or more.
+    (one per side, no noise to test against) is judged moved: ``threshold``, or down to half
+    of it where that half is still ``floor`` instructions per call or more (None: no floor
+    is known, ``threshold`` alone).
 
     Why the two: what else differs between two sides (an import that leaves the heap or
     Python's type caches in another state, another environment) moves an untouched copy's
-    count by a roughly fixed number of instructions per call, a few hundred per tensor, not
-    by a fraction of its work: measured, +274 at most in 24,000 (1.1%, a 128 KiB clone) and
-    +84 in 469,000 (a 4 MiB one).  A relative threshold alone must stay above the first,
-    and then misses a real 1.5% in the second's 469,000.  A model's copy pays the fixed cost
-    once per tensor, and a model of many small tensors is mostly that cost, so a model keeps
-    ``threshold``."""
-    if not one_tensor or count <= 0:
+    count by a roughly fixed number of instructions per call and tensor, not by a fraction
+    of its work: measured, +274 at most in 24,000 (1.1%, a 128 KiB clone), +84 in 469,000
+    (a 4 MiB one), +1,018 in 678,000 (a state_dict snapshot of 8 tensors).  A relative
+    threshold alone must stay above the first, and then misses a real 1.5% in the second's
+    469,000.  The floor is given per call, so scaled by the tensors a call copies: a model
+    of many small tensors is mostly that fixed cost, and keeps ``threshold``."""
+    if floor is None or count <= 0:
         return threshold
     return max(threshold / 2, min(threshold, floor / count))
 
