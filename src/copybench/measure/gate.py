@@ -29,8 +29,8 @@ cases, the verdict is "too few processes", never "regressed".
 Each side is an interpreter (``--base-python``, ``--head-python``: two torch builds, two
 checkouts) with an environment of its own (``--base-env``, ``--head-env`` KEY=VALUE).
 
-Where wall time cannot resolve a change (a 10% slower ``Tensor.clone`` at 4 MiB drowns in
-the spread between processes on a busy 2-core machine), instruction counts can: with
+Where wall time cannot resolve a change (a few percent in ``deepcopy(model)``, whose
+processes spread by 10%; a small one on a busy 2-core machine), instruction counts can: with
 callgrind available (``--instructions``, the default there), each side also counts the
 instructions per call of every gate case, module copies included, and of its tensor methods
 at 32 and 1,024 elements (:mod:`copybench.measure.instructions`: one Valgrind process per side, the
