@@ -265,6 +265,9 @@ def test_a_count_is_judged_down_to_half_the_threshold_above_the_floor() -> None:
     # instructions) goes to 1%, a model of 512 small tensors stays at 2%.
     assert stats.count_threshold(2_800_000, t, floor * 8) == t / 2
     assert stats.count_threshold(6_000_000, t, floor * 512) == t
+    # Never below the noise: 400 a call at 32 elements (10,600) is 3.8%.
+    assert stats.count_threshold(10_600, t, floor, 400) == 400 / 10_600
+    assert stats.count_threshold(24_000, t, floor, 400) == t
     assert tensors_of_case_id("clone-1048576-float32-grad-contiguous-cpu-t1") == 1
     assert tensors_of_case_id("deepcopy_module-1e6x8-cpu-t1") == 8
     assert tensors_of_case_id("deepcopy_module-1e6x512-cpu-t1") == 512

@@ -79,6 +79,10 @@ DEFAULT_INSTRUCTION_THRESHOLD = 0.02
 # copy and for ``deepcopy(model)`` of 1e6x8.  Eleven times the largest shift of an untouched
 # one-tensor count seen between two sides (+274), 24 times the snapshot's per tensor.
 INSTRUCTION_FLOOR = 3000
+# And never below this many instructions a call per tensor: the largest fixed shifts seen
+# were 274 (an environment) and 225 (heap history, between the rounds of one count, a
+# 32-element clone); at 32 and 1,024 elements (11,000-15,000 a call) that is 2.7-3.8%.
+INSTRUCTION_NOISE = 400
 DEFAULT_ALPHA = 0.01  # family-wise, over the timed cases of one gate
 BLOCK_SECONDS = 0.001
 # The verdicts that fail a gate.

@@ -504,7 +504,7 @@ def _drift_rows(semantics: dict[str, Any] | None) -> list[dict]:
 def _instruction_rows(counts: dict[str, dict[str, float]], threshold: float) -> list[dict]:
     """The gate's instruction counts, both sides (one Valgrind process each): exact, so
     judged by the threshold alone, and outside the timed tests' multiplicity."""
-    from copybench.measure.gate import INSTRUCTION_FLOOR
+    from copybench.measure.gate import INSTRUCTION_FLOOR, INSTRUCTION_NOISE
     from copybench.suite import stats
     from copybench.suite.cases import tensors_of_case_id
 
@@ -516,7 +516,8 @@ def _instruction_rows(counts: dict[str, dict[str, float]], threshold: float) -> 
         c = stats.Change(b, h, ratio, ratio, ratio, math.nan, 1, 1)
         tensors = tensors_of_case_id(case)
         floor = INSTRUCTION_FLOOR * tensors if tensors else None
-        level = stats.count_threshold(b, threshold, floor)
+        noise = INSTRUCTION_NOISE * tensors if tensors else None
+        level = stats.count_threshold(b, threshold, floor, noise)
         verdict = stats.verdict(c, threshold=level, deterministic=True)
         rows.append(_row("gate-instructions", case, "instructions", c, verdict))
     return rows
@@ -588,7 +589,7 @@ def _how(table: pd.DataFrame, alpha: float) -> str:
         "beside the raw time"
     )
     if (table["benchmark"] == "gate-instructions").any():
-        from copybench.measure.gate import INSTRUCTION_FLOOR
+        from copybench.measure.gate import INSTRUCTION_FLOOR, INSTRUCTION_NOISE
 
         seen = table.attrs.get("instruction_env")
         how += (
@@ -596,7 +597,8 @@ def _how(table: pd.DataFrame, alpha: float) -> str:
             "exact, judged by the instruction threshold "
             f"({table.attrs.get('instruction_threshold', 0.02):.0%}) alone, down to half "
             f"of it where that half is {INSTRUCTION_FLOOR:,} instructions a call per tensor "
-            "copied or more" + (f"; the counts saw the sides' {', '.join(seen)}" if seen else "")
+            f"copied or more, never below {INSTRUCTION_NOISE} a call per tensor"
+            + (f"; the counts saw the sides' {', '.join(seen)}" if seen else "")
         )
     if (table["benchmark"] == "gate-semantics").any():
         how += "; gate-semantics: `copybench semantics` differs between the sides (drifted)"

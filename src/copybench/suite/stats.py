@@ -283,11 +283,13 @@ def verdict(
     return "not significant"
 
 
-def count_threshold(count: float, threshold: float, floor: float | None) -> float:
+def count_threshold(
+    count: float, threshold: float, floor: float | None, noise: float | None = None
+) -> float:
     """The smallest change, as a fraction of ``count``, by which an exact instruction count
     (one per side, no noise to test against) is judged moved: ``threshold``, or down to half
     of it where that half is still ``floor`` instructions per call or more (None: no floor
-    is known, ``threshold`` alone).
+    is known, ``threshold`` alone); never less than ``noise`` instructions per call.
 
     Why the two: what else differs between two sides (an import that leaves the heap or
     Python's type caches in another state, another environment) moves an untouched copy's
@@ -296,10 +298,14 @@ def count_threshold(count: float, threshold: float, floor: float | None) -> floa
     (a 4 MiB one), +1,018 in 678,000 (a state_dict snapshot of 8 tensors).  A relative
     threshold alone must stay above the first, and then misses a real 1.5% in the second's
     469,000.  The floor is given per call, so scaled by the tensors a call copies: a model
-    of many small tensors is mostly that fixed cost, and keeps ``threshold``."""
-    if floor is None or count <= 0:
+    of many small tensors is mostly that fixed cost, and keeps ``threshold``.  The same
+    fixed shifts bound the threshold from below where a count is small: the rounds of one
+    count of a 32-element clone wandered by 225 instructions (2.1%) with heap history alone,
+    so ``noise`` (per call, scaled alike) keeps any change that small unnamed."""
+    if count <= 0:
         return threshold
-    return max(threshold / 2, min(threshold, floor / count))
+    level = threshold if floor is None else max(threshold / 2, min(threshold, floor / count))
+    return level if noise is None else max(level, noise / count)
 
 
 # --- the process as the unit (``copybench gate``) ----------------------------------------------
