@@ -134,6 +134,7 @@ def selection_options(s: argparse.ArgumentParser) -> None:
         DEFAULT_PROCESSES,
         DEFAULT_THRESHOLD,
         INSTRUCTION_FLOOR,
+        INSTRUCTION_NOISE,
     )
 
     s.add_argument(
@@ -176,7 +177,8 @@ def selection_options(s: argparse.ArgumentParser) -> None:
         default=None,
         help="smallest change in an instruction count that counts (default "
         f"{DEFAULT_INSTRUCTION_THRESHOLD:g}), down to half of it where that half is "
-        f"{INSTRUCTION_FLOOR:,} instructions a call per tensor copied or more",
+        f"{INSTRUCTION_FLOOR:,} instructions a call per tensor copied or more, never below "
+        f"{INSTRUCTION_NOISE} a call per tensor",
     )
     s.add_argument(
         "--alpha",

@@ -91,7 +91,11 @@ def _compare(sub: argparse._SubParsersAction) -> None:
 def _compare_options(p: argparse.ArgumentParser) -> None:
     """The two sides, where run ids are found, and the levels."""
     from copybench.formats import PYTEST_BENCHMARK_STORAGE
-    from copybench.measure.gate import DEFAULT_INSTRUCTION_THRESHOLD, INSTRUCTION_FLOOR
+    from copybench.measure.gate import (
+        DEFAULT_INSTRUCTION_THRESHOLD,
+        INSTRUCTION_FLOOR,
+        INSTRUCTION_NOISE,
+    )
 
     p.add_argument(
         "base",
@@ -142,7 +146,8 @@ def _compare_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="gate results: smallest change in an instruction count that counts (default "
         f"{DEFAULT_INSTRUCTION_THRESHOLD:g}, down to half of it where that half is "
-        f"{INSTRUCTION_FLOOR:,} instructions a call per tensor copied or more)",
+        f"{INSTRUCTION_FLOOR:,} instructions a call per tensor copied or more, never below "
+        f"{INSTRUCTION_NOISE} a call per tensor)",
     )
     p.add_argument("--format", choices=FORMATS, default="text")
 
