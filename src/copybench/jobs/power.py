@@ -477,7 +477,7 @@ def _run(study: PowerStudy, log: Any) -> dict[str, Any]:
 
 def power_text(rows: list[dict[str, Any]], data: dict[str, Any], levels: tuple) -> str:
     """The study as ``power-study`` prints it: a line on the study, the table, the key."""
-    from copybench.measure.gate import INSTRUCTION_FLOOR
+    from copybench.measure.gate import INSTRUCTION_FLOOR, INSTRUCTION_NOISE
 
     threshold, alpha, ithreshold = levels
     return "\n".join(
@@ -486,7 +486,8 @@ def power_text(rows: list[dict[str, Any]], data: dict[str, Any], levels: tuple) 
             f"variant, {'loaded' if data['load'] else 'quiet'}, {allocator_word(data)}, "
             f"{data['seconds'] / 60:.0f} min; threshold {threshold:.0%} (instructions "
             f"{ithreshold:.0%}, down to {ithreshold / 2:.0%} where that is "
-            f"{INSTRUCTION_FLOOR:,} or more a call per tensor), alpha {alpha:g}",
+            f"{INSTRUCTION_FLOOR:,} or more a call per tensor, never below {INSTRUCTION_NOISE}), "
+            f"alpha {alpha:g}",
             format_table(rows, data),
             "\ncell: gates that named the case (regressed; for A/A, regressed or improved) by "
             "either measure, of all; (wall W): by wall time alone; then the median ratio "

@@ -70,9 +70,11 @@ DEFAULT_PROCESSES = 24
 DEFAULT_BUDGET = 0.05  # seconds of timed blocks per case in each process
 DEFAULT_THRESHOLD = 0.02  # a timed change smaller than this is "unchanged"
 # The same for instruction counts.  Identical sides give identical counts; but the rounds of
-# one count still wander by up to 1.3% (the heap each loop starts from), and a side whose
-# environment differs (another PYTHONPATH, a sitecustomize) moved an untouched case's count
-# by up to 1.5% at 32 elements: 2% stays clear of both.
+# one count still wander (the heap each loop starts from: up to 225 instructions, 2.1%, at
+# 32 elements), and a side whose environment differs (another PYTHONPATH, a sitecustomize)
+# moved an untouched case's count by up to 1.5% at 32 elements.  Both are a fixed few
+# hundred instructions a call, which INSTRUCTION_FLOOR and INSTRUCTION_NOISE below turn
+# into a threshold per count.
 DEFAULT_INSTRUCTION_THRESHOLD = 0.02
 # A count is judged at down to half that threshold where the half is this many instructions
 # a call per tensor the case copies, or more (``stats.count_threshold``): 1% for a 4 MiB
