@@ -6,7 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from copybench.cli.options import add_command, env_pairs, instruction_option
+from copybench.cli.options import (
+    add_command,
+    env_pairs,
+    instruction_option,
+    instruction_threshold_option,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -130,11 +135,8 @@ def selection_options(s: argparse.ArgumentParser) -> None:
     from copybench.measure.gate import (
         DEFAULT_ALPHA,
         DEFAULT_BUDGET,
-        DEFAULT_INSTRUCTION_THRESHOLD,
         DEFAULT_PROCESSES,
         DEFAULT_THRESHOLD,
-        INSTRUCTION_FLOOR,
-        INSTRUCTION_NOISE,
     )
 
     s.add_argument(
@@ -171,15 +173,7 @@ def selection_options(s: argparse.ArgumentParser) -> None:
         default=None,
         help=f"smallest timed change that counts, as a fraction (default {DEFAULT_THRESHOLD:g})",
     )
-    s.add_argument(
-        "--instruction-threshold",
-        type=float,
-        default=None,
-        help="smallest change in an instruction count that counts (default "
-        f"{DEFAULT_INSTRUCTION_THRESHOLD:g}), down to half of it where that half is "
-        f"{INSTRUCTION_FLOOR:,} instructions a call per tensor copied or more, never below "
-        f"{INSTRUCTION_NOISE} a call per tensor",
-    )
+    instruction_threshold_option(s)
     s.add_argument(
         "--alpha",
         type=float,

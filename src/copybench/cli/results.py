@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from copybench.cli.options import add_command
+from copybench.cli.options import add_command, instruction_threshold_option
 
 SHOW_MODES = ("headline", "csv", "table")
 
@@ -91,11 +91,6 @@ def _compare(sub: argparse._SubParsersAction) -> None:
 def _compare_options(p: argparse.ArgumentParser) -> None:
     """The two sides, where run ids are found, and the levels."""
     from copybench.formats import PYTEST_BENCHMARK_STORAGE
-    from copybench.measure.gate import (
-        DEFAULT_INSTRUCTION_THRESHOLD,
-        INSTRUCTION_FLOOR,
-        INSTRUCTION_NOISE,
-    )
 
     p.add_argument(
         "base",
@@ -140,15 +135,7 @@ def _compare_options(p: argparse.ArgumentParser) -> None:
         help="significance level after Holm's correction (default 0.05; for gate results "
         "the gate's, 0.01)",
     )
-    p.add_argument(
-        "--instruction-threshold",
-        type=float,
-        default=None,
-        help="gate results: smallest change in an instruction count that counts (default "
-        f"{DEFAULT_INSTRUCTION_THRESHOLD:g}, down to half of it where that half is "
-        f"{INSTRUCTION_FLOOR:,} instructions a call per tensor copied or more, never below "
-        f"{INSTRUCTION_NOISE} a call per tensor)",
-    )
+    instruction_threshold_option(p, prefix="gate results: ")
     p.add_argument("--format", choices=FORMATS, default="text")
 
 
