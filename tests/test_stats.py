@@ -298,15 +298,12 @@ def test_the_count_rule_on_the_saved_power_studies() -> None:
     # deepcopy(model) by +1.55% (43,000), which half the threshold names.  Loaded,
     # Tensor.copy_ wrapped: the clones it never calls count up to +1.1% more (+274 a call
     # at 128 KiB; +1,018 for the snapshot's 8 tensors), which neither rule may name.
-    quiet = _saved_study("quiet.json")
-    for gate in quiet["gates"]:
-        verdicts = _count_verdicts(gate["clone x1.05"])
-        for case, verdict in verdicts.items():
-            expected = case in quiet["calls"]["clone"]
-            assert verdict == ("regressed" if expected else "unchanged"), (case, verdict)
-    loaded = _saved_study("loaded.json")
-    for gate in loaded["gates"]:
-        verdicts = _count_verdicts(gate["copy_ x1.1"])
-        for case, verdict in verdicts.items():
-            expected = case in loaded["calls"]["copy_"]
-            assert verdict == ("regressed" if expected else "unchanged"), (case, verdict)
+    for name, variant, target in (
+        ("quiet.json", "clone x1.05", "clone"),
+        ("loaded.json", "copy_ x1.1", "copy_"),
+    ):
+        study = _saved_study(name)
+        for gate in study["gates"]:
+            for case, verdict in _count_verdicts(gate[variant]).items():
+                expected = case in study["calls"][target]
+                assert verdict == ("regressed" if expected else "unchanged"), (case, verdict)
