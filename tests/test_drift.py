@@ -116,6 +116,39 @@ def test_a_bad_injection_stops_the_side_with_one_line():
     )
 
 
+def _wrapper_cost(**settings: str) -> tuple[int, str]:
+    """The cost the sitecustomize takes off a wrapped ``Tensor.clone``'s wait, read from the
+    wrapper's closure in a real interpreter started with ``settings``; and its stderr."""
+    import subprocess
+
+    code = (
+        "import torch; f = torch.Tensor.clone; "
+        "print(dict(zip(f.__code__.co_freevars, (c.cell_contents for c in f.__closure__)))"
+        "['overhead'])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=injected_environ(**settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return (int(proc.stdout) if proc.returncode == 0 else proc.returncode), proc.stderr
+
+
+def test_a_placebo_leaves_the_wrappers_cost_on_the_side():
+    # Without INJECT_PLACEBO the wait is net of the wrapper's measured cost (a number of
+    # nanoseconds, 0 or more); with it, nothing is taken off: the other side carries the
+    # same wrapper at 1.0.  Read from the wrapper itself: deterministic.
+    net, _ = _wrapper_cost(INJECT_SLOWDOWN="Tensor.clone:1.1")
+    assert net >= 0
+    gross, _ = _wrapper_cost(INJECT_SLOWDOWN="Tensor.clone:1.1", INJECT_PLACEBO="1")
+    assert gross == 0
+    status, err = _wrapper_cost(INJECT_SLOWDOWN="Tensor.clone:1.1", INJECT_PLACEBO="yes")
+    assert status == 2
+    assert err == "sitecustomize: INJECT_PLACEBO must be 0 or 1, got 'yes'\n"
+
+
 def test_a_side_past_its_time_is_a_worker_error():
     with pytest.raises(WorkerError, match="ran past 0.2 s"):
         observe_side(sys.executable, dict(os.environ), timeout=0.2)

@@ -33,6 +33,54 @@ def test_variants_put_a_a_first_and_refuse_bad_input():
         variants(["clone"], [0.9])
     with pytest.raises(UsageError, match="unknown target"):
         variants(["nope"], [1.1])
+    from copybench.jobs.power import PowerStudy, _heads
+
+    with pytest.raises(UsageError, match="--aa-only slows none"):
+        _heads(PowerStudy(aa_only=True, placebo=True))
+
+
+def test_a_placebo_wraps_every_target_in_every_process():
+    from copybench.jobs.power import injected
+
+    both = ("clone", "copy_")
+    aa, slowed = variants(["copy_"], [1.1])
+    head = slowed.side({}, both).env
+    assert head["INJECT_SLOWDOWN"] == "Tensor.clone:1.0,Tensor.copy_:1.1"
+    assert head["INJECT_PLACEBO"] == "1"
+    base = injected(None, 1.0, both)
+    assert base["INJECT_SLOWDOWN"] == "Tensor.clone:1.0,Tensor.copy_:1.0"
+    assert aa.side({}, both).env == base
+    assert base["PYTHONPATH"] == head["PYTHONPATH"]
+    # No placebo: the base and the A/A head carry nothing, the slowed head no placebo.
+    assert injected(None, 1.0) == {} and aa.side({}).env == {}
+    assert "INJECT_PLACEBO" not in slowed.side({}).env
+
+
+def test_the_counts_see_what_a_shared_sitecustomize_reads(monkeypatch):
+    # A placebo study's sides share the wrapper's PYTHONPATH and differ in its factor; a
+    # night's may inherit a shared PYTHONPATH and differ in a variable its sitecustomize
+    # reads.  The counting child starts from a fixed environment, so without the shared
+    # PYTHONPATH neither side's count would see the wrapper.
+    from copybench.jobs.power import injected
+    from copybench.measure.gate import instruction_env
+
+    aa, slowed = variants(["copy_"], [1.1])
+    base = Side("base", env=injected(None, 1.0, ("copy_",)))
+    b, h = instruction_env(base, slowed.side({}, ("copy_",)))
+    assert b["PYTHONPATH"] == h["PYTHONPATH"] == base.env["PYTHONPATH"]
+    assert (b["INJECT_SLOWDOWN"], h["INJECT_SLOWDOWN"]) == ("Tensor.copy_:1.0", "Tensor.copy_:1.1")
+    assert b["INJECT_PLACEBO"] == h["INJECT_PLACEBO"] == "1"
+    assert (
+        instruction_env(base, aa.side({}, ("copy_",)))[1]["INJECT_SLOWDOWN"] == "Tensor.copy_:1.0"
+    )
+    # Inherited by both: the loader's variables go to both counts, other shared ones not.
+    monkeypatch.setenv("PYTHONPATH", "/shared/site")
+    monkeypatch.setenv("LD_PRELOAD", "libshared.so")
+    monkeypatch.setenv("COPYBENCH_TEST_SHARED", "1")
+    monkeypatch.delenv("LD_LIBRARY_PATH", raising=False)
+    b, h = instruction_env(Side("base", env={"SWITCH": ""}), Side("head", env={"SWITCH": "on"}))
+    assert b == {"LD_PRELOAD": "libshared.so", "PYTHONPATH": "/shared/site", "SWITCH": ""}
+    assert h == {**b, "SWITCH": "on"}
 
 
 def test_the_gate_processes_run_glibc_with_fixed_thresholds_unless_told(monkeypatch):
@@ -134,6 +182,30 @@ def test_a_tiny_study_end_to_end(tmp_path: Path):
         "--gates", "1", "--target", "copy_", "--factor", "1.5", "--out", str(out), "--append"
     )
     assert other.returncode == 2 and "cannot append" in other.stderr
+    placebo = _study(
+        "--gates",
+        "1",
+        "--target",
+        "clone",
+        "--factor",
+        "1.5",
+        "--out",
+        str(out),
+        "--append",
+        "--placebo",
+    )
+    assert placebo.returncode == 2 and "another placebo" in placebo.stderr
+    alone = tmp_path / "placebo.json"
+    placebo = _study(
+        "--gates", "1", "--target", "clone", "--factor", "1.5", "--out", str(alone), "--placebo"
+    )
+    assert placebo.returncode == 0, placebo.stderr[-2000:]
+    assert "placebo base (clone wrapped at 1.0 in every process)" in placebo.stdout
+    gate = json.loads(alone.read_text())["gates"][0]
+    sides = gate["clone x1.5"]["sides"]
+    assert sides["base"]["env"]["INJECT_SLOWDOWN"] == "Tensor.clone:1.0"
+    assert sides["head"]["env"]["INJECT_SLOWDOWN"] == "Tensor.clone:1.5"
+    assert gate[AA]["sides"]["head"]["env"] == sides["base"]["env"]
     dynamic = _study(
         "--gates",
         "1",

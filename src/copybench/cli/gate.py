@@ -73,7 +73,7 @@ def _gate(sub: argparse._SubParsersAction) -> None:
 
 
 def _power_study(sub: argparse._SubParsersAction) -> None:
-    from copybench.jobs.power import DEFAULT_GATES, TARGETS
+    from copybench.jobs.power import DEFAULT_GATES
 
     s = add_command(
         sub,
@@ -85,7 +85,8 @@ def _power_study(sub: argparse._SubParsersAction) -> None:
         "outside copybench (a sitecustomize on PYTHONPATH), to take --factor times as long. "
         "Prints per case and variant in how many gates it was named, by either measure and "
         "by wall time alone, and the median wall ratio; * marks the cases that call the "
-        "wrapped method. --load runs a bursty neighbour on the other core. Each study gate "
+        "wrapped method. --load runs a bursty neighbour on the other core; --placebo puts "
+        "the wrappers in every process, at 1.0 where not slowed. Each study gate "
         "runs 1 + variants processes a round (about 5 minutes a gate here for 4 variants).",
         examples=[
             "copybench power-study --gates 10 --target clone --factor 1.1 --out power.json",
@@ -95,6 +96,26 @@ def _power_study(sub: argparse._SubParsersAction) -> None:
         ],
     )
     s.add_argument("--gates", type=int, default=DEFAULT_GATES, help="study gates (default 10)")
+    _slowdown_options(s)
+    selection_options(s)
+    instruction_option(s)
+    allocator_option(s)
+    s.add_argument("--out", type=Path, help="also write every gate's results here (JSON)")
+    s.add_argument(
+        "--append",
+        action="store_true",
+        help="add this run's gates to those already in --out (same variants, rounds, "
+        "load and placebo): a study too long for one sitting",
+    )
+    s.add_argument("--from", dest="source", type=Path, help="judge a saved study, run nothing")
+    s.add_argument("--json", action="store_true", help="print the rows as JSON")
+    s.set_defaults(func=cmd_power_study)
+
+
+def _slowdown_options(s: argparse.ArgumentParser) -> None:
+    """What the study injects, and what runs beside it."""
+    from copybench.jobs.power import TARGETS
+
     s.add_argument(
         "--target",
         action="append",
@@ -115,19 +136,13 @@ def _power_study(sub: argparse._SubParsersAction) -> None:
         help="no slowdown, the A/A head alone: false alarms at 2 processes a round",
     )
     s.add_argument("--load", action="store_true", help="a bursty neighbour on the other core")
-    selection_options(s)
-    instruction_option(s)
-    allocator_option(s)
-    s.add_argument("--out", type=Path, help="also write every gate's results here (JSON)")
     s.add_argument(
-        "--append",
+        "--placebo",
         action="store_true",
-        help="add this run's gates to those already in --out (same variants, rounds and "
-        "load): a study too long for one sitting",
+        help="every process carries the wrappers, at a factor of 1.0 where it is not "
+        "slowed, and each its own cost: the sides differ in the slowdown alone, not also "
+        "in the monkeypatch",
     )
-    s.add_argument("--from", dest="source", type=Path, help="judge a saved study, run nothing")
-    s.add_argument("--json", action="store_true", help="print the rows as JSON")
-    s.set_defaults(func=cmd_power_study)
 
 
 def selection_options(s: argparse.ArgumentParser) -> None:
@@ -238,6 +253,7 @@ def cmd_power_study(args: argparse.Namespace) -> int:
         factors=args.factor,
         aa_only=args.aa_only,
         load=args.load,
+        placebo=args.placebo,
         allocator=args.allocator,
         out=args.out,
         append=args.append,

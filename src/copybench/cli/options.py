@@ -58,20 +58,14 @@ def env_pairs(values: list[str], what: str = "environment setting") -> dict[str,
 
 def instruction_threshold_option(s: argparse.ArgumentParser, prefix: str = "") -> None:
     """``--instruction-threshold``, with the count rule it feeds (``stats.count_threshold``)."""
-    from copybench.measure.gate import (
-        DEFAULT_INSTRUCTION_THRESHOLD,
-        INSTRUCTION_FLOOR,
-        INSTRUCTION_NOISE,
-    )
+    from copybench.measure.gate import COUNT_RULE, DEFAULT_INSTRUCTION_THRESHOLD
 
     s.add_argument(
         "--instruction-threshold",
         type=float,
         default=None,
         help=f"{prefix}smallest change in an instruction count that counts (default "
-        f"{DEFAULT_INSTRUCTION_THRESHOLD:g}), down to half of it where that half is "
-        f"{INSTRUCTION_FLOOR:,} instructions a call per tensor copied or more, never below "
-        f"{INSTRUCTION_NOISE} a call per tensor",
+        f"{DEFAULT_INSTRUCTION_THRESHOLD:g}), {COUNT_RULE}",
     )
 
 

@@ -12,6 +12,12 @@ by hand use it through two variables, read only here:
     and followed by a busy wait of 0.1 times its duration, less the wrapper's own cost
     (measured here at start-up), so that a fast call is not slowed by more than asked for
     where that can be helped.  Several, comma-separated: ``Tensor.clone:1.1,Tensor.copy_:1.2``.
+``INJECT_PLACEBO=1``
+    the process this one is compared with carries the same wrappers at a factor of 1.0 (a
+    placebo), so the wrapper's own cost is on both sides and is not taken off the wait: a
+    call then takes ``T + w + (F - 1) T`` against ``T + w`` there (``w``, the wrapper's
+    cost), a ratio of ``1 + (F - 1) T / (T + w)``, which is ``F`` less the share of ``w``
+    in the wrapped call.
 ``INJECT_VIEW="Tensor.clone"``
     the method returns a view of its tensor instead of a copy: a semantic change (shared
     storage, shared version counter) for the gate's semantics check to catch.
@@ -91,7 +97,13 @@ def _install() -> None:
         return
     import torch
 
+    placebo = os.environ.get("INJECT_PLACEBO", "")
+    if placebo not in ("", "0", "1"):
+        _fail(f"INJECT_PLACEBO must be 0 or 1, got {placebo!r}")
+    # Measured either way, so that every process with a wrapper starts the same.
     overhead = _overhead(_slowed) if slow else 0
+    if placebo == "1":
+        overhead = 0
     for attr, arg in slow:
         try:
             factor = float(arg)

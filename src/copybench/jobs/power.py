@@ -29,6 +29,14 @@ detection is expected and where a "detection" is a false alarm.
 
 ``--load`` runs :mod:`copybench.measure.load`, a bursty neighbour on the other core, for the whole
 study.
+
+``--placebo`` puts the wrapper in every process: the base and the A/A head carry each of the
+study's targets wrapped at a factor of 1.0, a slowed head its own target at ``F`` and the
+others at 1.0, and the sitecustomize then leaves its own cost on both sides
+(``INJECT_PLACEBO``).  The sides then differ in the injected wait alone.  Without it they
+also differ in the monkeypatch itself, which is a real change: with ``Tensor.copy_``
+wrapped, clones that never call it executed 167-232 more instructions a call at 128 KiB,
+about 2-3% of the call, and wall time named them.
 """
 
 from __future__ import annotations
@@ -68,19 +76,37 @@ class Variant:
         """How a study's results name the variant."""
         return {"name": self.name, "target": self.target, "factor": self.factor}
 
-    def side(self, allocator: dict[str, str]) -> Any:
-        import os
-
+    def side(self, allocator: dict[str, str], placebo: tuple[str, ...] = ()) -> Any:
+        """The variant's head side; ``placebo``: the study's targets, each wrapped at 1.0
+        where this variant does not slow it (:func:`injected`)."""
         from copybench.measure.gate import Side
-        from copybench.measure.injection import pythonpath_with_inject
 
-        if self.target is None:
-            return Side(self.name, allocator=allocator)
-        env = {
-            "PYTHONPATH": pythonpath_with_inject(os.environ.get("PYTHONPATH")),
-            "INJECT_SLOWDOWN": f"{TARGETS[self.target]}:{self.factor}",
-        }
+        env = injected(self.target, self.factor, placebo)
         return Side(self.name, env=env, allocator=allocator)
+
+
+def injected(target: str | None, factor: float, placebo: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment that slows ``target`` ``factor`` x (None: nothing), from outside
+    (``inject/sitecustomize.py``).  With ``placebo`` (targets), each of those is wrapped too,
+    at 1.0 unless it is ``target``, and the wrapper's own cost is left on every side
+    (``INJECT_PLACEBO=1``): the base of a placebo study is ``injected(None, 1.0, placebo)``."""
+    import os
+
+    from copybench.measure.injection import pythonpath_with_inject
+
+    factors = {t: 1.0 for t in placebo}
+    if target is not None:
+        factors[target] = factor
+    if not factors:
+        return {}
+    slowdown = ",".join(f"{TARGETS[t]}:{factors[t]}" for t in TARGETS if t in factors)
+    env = {
+        "PYTHONPATH": pythonpath_with_inject(os.environ.get("PYTHONPATH")),
+        "INJECT_SLOWDOWN": slowdown,
+    }
+    if placebo:
+        env["INJECT_PLACEBO"] = "1"
+    return env
 
 
 def variants(targets: list[str], factors: list[float]) -> list[Variant]:
@@ -163,15 +189,17 @@ def study_gate(
     instructions: bool,
     progress: Any,
     allocator: dict[str, str],
+    placebo: tuple[str, ...] = (),
 ) -> dict[str, dict[str, Any]]:
-    """One study gate: the gate results (``copybench gate``'s format) of every variant."""
+    """One study gate: the gate results (``copybench gate``'s format) of every variant;
+    ``placebo``: the targets every process carries (the module's docstring)."""
     from copybench.measure.gate import WORKER as GATE_WORKER
     from copybench.measure.gate import Side, balanced_orders
     from copybench.measure.workers import run_worker
 
     rng = random.SystemRandom()
-    base = Side("base", allocator=allocator)
-    sides = [v.side(allocator) for v in heads]
+    base = Side("base", env=injected(None, 1.0, placebo), allocator=allocator)
+    sides = [v.side(allocator, placebo) for v in heads]
     orders = [balanced_orders(processes, rng) for _ in heads]
     spec = {"cases": cases, "budget": budget}
     rounds: list[dict[str, Any]] = []
@@ -189,7 +217,7 @@ def study_gate(
         out[v.name] = formats.gate_results(
             design="balanced random order (power study: shared base processes)",
             sides={
-                "base": {"env": {}, "allocator": allocator},
+                "base": {"env": base.env, "allocator": allocator},
                 "head": {"env": side.env, "allocator": allocator},
             },
             budget=budget,
@@ -242,15 +270,18 @@ def run_study(
     load: bool,
     log: Any = None,
     allocator: dict[str, str] | None = None,
+    placebo: bool = False,
 ) -> dict[str, Any]:
     """``gates`` study gates (see the module's docstring); returns every gate's results per
     variant, for :func:`summarize`.  ``allocator``: glibc's settings in every process
-    (default: the gate's, ``cases.GATE_ALLOCATOR``)."""
+    (default: the gate's, ``cases.GATE_ALLOCATOR``); ``placebo``: every process carries
+    the wrappers of the heads' targets."""
     from copybench.measure.gate import allocator_of
     from copybench.measure.load import neighbour
     from copybench.measure.progress import Progress
 
     allocator = allocator_of("fixed") if allocator is None else allocator
+    wrapped = tuple(t for t in TARGETS if placebo and t in {v.target for v in heads})
     started = time.time()
     per_gate = []
     with (
@@ -259,12 +290,15 @@ def run_study(
     ):
         for _ in range(gates):
             per_gate.append(
-                study_gate(cases, heads, processes, budget, instructions, progress, allocator)
+                study_gate(
+                    cases, heads, processes, budget, instructions, progress, allocator, wrapped
+                )
             )
     return formats.POWER.stamp(
         {
             "load": load,
             "allocator": allocator,
+            "placebo": placebo,
             "processes": processes,
             "budget": budget,
             "variants": [v.record() for v in heads],
@@ -382,11 +416,22 @@ def allocator_word(data: dict[str, Any]) -> str:
     return "fixed allocator"
 
 
+def placebo_word(data: dict[str, Any]) -> str:
+    """What the base and A/A processes carried: the wrappers at 1.0 (``--placebo``), or
+    nothing."""
+    if not data.get("placebo"):
+        return ""
+    wrapped = sorted({v["target"] for v in data["variants"] if v["target"]})
+    return f"placebo base ({', '.join(wrapped)} wrapped at 1.0 in every process), "
+
+
 def _check_same_study(old: dict[str, Any], new: dict[str, Any]) -> None:
     """ResultsError unless ``new`` (a study's results, or the plan of one) is the same
-    study as ``old``: variants, rounds, budget, load and allocator."""
-    for key in ("variants", "processes", "budget", "load", "allocator"):
-        if old.get(key) != new.get(key):
+    study as ``old``: variants, rounds, budget, load, allocator and placebo (studies saved
+    before ``--placebo`` had none)."""
+    default = {"placebo": False}
+    for key in ("variants", "processes", "budget", "load", "allocator", "placebo"):
+        if old.get(key, default.get(key)) != new.get(key, default.get(key)):
             raise formats.ResultsError(f"cannot append: the saved study has another {key}")
 
 
@@ -419,6 +464,7 @@ class PowerStudy:
     factors: list[float] = field(default_factory=list)
     aa_only: bool = False
     load: bool = False
+    placebo: bool = False
     allocator: str = "fixed"
     out: Path | None = None
     append: bool = False
@@ -432,6 +478,8 @@ def _heads(study: PowerStudy) -> list[Variant]:
         raise UsageError("--gates must be at least 1, --processes 2, --budget positive")
     if study.aa_only and (study.targets or study.factors):
         raise UsageError("--aa-only runs no slowdown: leave out --target and --factor")
+    if study.aa_only and study.placebo:
+        raise UsageError("--placebo wraps the methods a study slows: --aa-only slows none")
     if study.aa_only:
         return variants([], [])
     return variants(study.targets or [DEFAULT_TARGET], study.factors or list(DEFAULT_FACTORS))
@@ -455,6 +503,7 @@ def _run(study: PowerStudy, log: Any) -> dict[str, Any]:
             "budget": design.budget,
             "load": study.load,
             "allocator": allocator,
+            "placebo": study.placebo,
         }
         _check_same_study(formats.read_power(study.out), planned)
     data = run_study(
@@ -467,6 +516,7 @@ def _run(study: PowerStudy, log: Any) -> dict[str, Any]:
         study.load,
         log,
         allocator,
+        study.placebo,
     )
     if study.out:
         if appending:
@@ -477,17 +527,16 @@ def _run(study: PowerStudy, log: Any) -> dict[str, Any]:
 
 def power_text(rows: list[dict[str, Any]], data: dict[str, Any], levels: tuple) -> str:
     """The study as ``power-study`` prints it: a line on the study, the table, the key."""
-    from copybench.measure.gate import INSTRUCTION_FLOOR, INSTRUCTION_NOISE
+    from copybench.measure.gate import COUNT_RULE
 
     threshold, alpha, ithreshold = levels
     return "\n".join(
         [
             f"power study: {len(data['gates'])} gates of {data['processes']} rounds per "
             f"variant, {'loaded' if data['load'] else 'quiet'}, {allocator_word(data)}, "
+            f"{placebo_word(data)}"
             f"{data['seconds'] / 60:.0f} min; threshold {threshold:.0%} (instructions "
-            f"{ithreshold:.0%}, down to {ithreshold / 2:.0%} where that is "
-            f"{INSTRUCTION_FLOOR:,} or more a call per tensor, never below {INSTRUCTION_NOISE}), "
-            f"alpha {alpha:g}",
+            f"{ithreshold:.0%}, {COUNT_RULE}), alpha {alpha:g}",
             format_table(rows, data),
             "\ncell: gates that named the case (regressed; for A/A, regressed or improved) by "
             "either measure, of all; (wall W): by wall time alone; then the median ratio "

@@ -38,7 +38,8 @@ two run at the same time since a count does not depend on the neighbours).  Coun
 exactly, so those rows are judged by ``--instruction-threshold`` alone (down to half of it
 where that half is ``INSTRUCTION_FLOOR`` instructions a call per tensor copied or more:
 ``stats.count_threshold``).  Every setting that
-tells the two sides' environments apart reaches both sides' counts alike (see
+tells the two sides' environments apart, every one a side was given, and the loader's
+(``PYTHONPATH``, ``LD_PRELOAD``, ``LD_LIBRARY_PATH``) reach both sides' counts alike (see
 :func:`instruction_env`), so a slowdown that comes in through the environment shows in both
 measures or in neither.
 
@@ -85,6 +86,11 @@ INSTRUCTION_FLOOR = 3000
 # were 274 (an environment) and 225 (heap history, between the rounds of one count, a
 # 32-element clone); at 32 and 1,024 elements (11,000-15,000 a call) that is 2.7-3.8%.
 INSTRUCTION_NOISE = 400
+# The rule those make of the threshold, in the words every help text and note uses.
+COUNT_RULE = (
+    f"down to half of it where that half is {INSTRUCTION_FLOOR:,} instructions a call per "
+    f"tensor copied or more, never below {INSTRUCTION_NOISE} a call per tensor"
+)
 DEFAULT_ALPHA = 0.01  # family-wise, over the timed cases of one gate
 BLOCK_SECONDS = 0.001
 # The verdicts that fail a gate.
@@ -376,19 +382,35 @@ def instruction_cases(cases: list[dict[str, Any]]) -> list[tuple[str, dict[str, 
     return list(out.items())
 
 
+# Variables that decide what code an interpreter loads: carried to both sides' counts
+# whenever either side has one, shared or not (see :func:`instruction_env`).
+LOADER_VARIABLES = ("PYTHONPATH", "LD_PRELOAD", "LD_LIBRARY_PATH")
+
+
 def instruction_env(base: Side, head: Side) -> tuple[dict[str, str], dict[str, str]]:
-    """The settings each side's Valgrind child gets on top of its fixed environment: every
-    variable whose value tells the two sides' environments apart (set on one side only, or
-    to different values), each side with its own value (an empty one removes it).
+    """The settings each side's Valgrind child gets on top of its fixed environment, each
+    side with its own value (an empty one removes it): every variable whose value tells the
+    two sides' environments apart (set on one side only, or to different values), every
+    variable a side was given (``--head-env``, ``--base-env``), and the
+    :data:`LOADER_VARIABLES` either side has.
 
     The child's environment is otherwise fixed, so that counts repeat exactly (see
     :mod:`copybench.measure.instructions`); but a variable that makes the two sides differ - a
     ``PYTHONPATH`` with a sitecustomize, an ``LD_PRELOAD``, one of torch's switches - is
-    part of what the gate compares, whether the side was given it (``--head-env``) or
-    inherited it.  Variables the two sides share are left out: they cannot tell them apart.
+    part of what the gate compares, whether the side was given it or inherited it.  A
+    difference can also need a shared variable to act: a sitecustomize on a ``PYTHONPATH``
+    both sides inherit, reading a variable they set apart (the power study's ``--placebo``
+    sides share the wrapper and differ in its factor).  So the loader's variables go to
+    both counts even where they agree, and so does what a side was given: it was given for
+    a reason.  Other shared variables are left out: they cannot tell the sides apart.
     """
     b, h = base.environ(), head.environ()
-    keys = sorted(k for k in b.keys() | h.keys() if b.get(k) != h.get(k))
+    given = base.env.keys() | head.env.keys()
+    keys = sorted(
+        k
+        for k in b.keys() | h.keys() | given
+        if b.get(k) != h.get(k) or k in given or k in LOADER_VARIABLES
+    )
     return {k: b.get(k, "") for k in keys}, {k: h.get(k, "") for k in keys}
 
 

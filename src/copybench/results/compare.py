@@ -593,15 +593,13 @@ def _how(table: pd.DataFrame, alpha: float) -> str:
         "verdict out (the reference moved, not the case)"
     )
     if (table["benchmark"] == "gate-instructions").any():
-        from copybench.measure.gate import INSTRUCTION_FLOOR, INSTRUCTION_NOISE
+        from copybench.measure.gate import COUNT_RULE
 
         seen = table.attrs.get("instruction_env")
         how += (
             "; gate-instructions: callgrind instructions per call, one count per side, "
             "exact, judged by the instruction threshold "
-            f"({table.attrs.get('instruction_threshold', 0.02):.0%}) alone, down to half "
-            f"of it where that half is {INSTRUCTION_FLOOR:,} instructions a call per tensor "
-            f"copied or more, never below {INSTRUCTION_NOISE} a call per tensor"
+            f"({table.attrs.get('instruction_threshold', 0.02):.0%}) alone, {COUNT_RULE}"
             + (f"; the counts saw the sides' {', '.join(seen)}" if seen else "")
         )
     if (table["benchmark"] == "gate-semantics").any():
