@@ -178,23 +178,15 @@ def test_a_tiny_study_end_to_end(tmp_path: Path):
     }
     # Two rounds: no wall-time verdict either way, in both gates.
     assert all(r["gates"] == 2 and r["wall"] == 0 and r["calls"] for r in slowed)
-    other = _study(
-        "--gates", "1", "--target", "copy_", "--factor", "1.5", "--out", str(out), "--append"
-    )
-    assert other.returncode == 2 and "cannot append" in other.stderr
-    placebo = _study(
-        "--gates",
-        "1",
-        "--target",
-        "clone",
-        "--factor",
-        "1.5",
-        "--out",
-        str(out),
-        "--append",
-        "--placebo",
-    )
-    assert placebo.returncode == 2 and "another placebo" in placebo.stderr
+    # Another study is not appended: other variants, a placebo, another allocator.
+    appending = ("--gates", "1", "--factor", "1.5", "--out", str(out), "--append")
+    for other, why in (
+        (("--target", "copy_"), "another variants"),
+        (("--target", "clone", "--placebo"), "another placebo"),
+        (("--target", "clone", "--allocator", "dynamic"), "another allocator"),
+    ):
+        refused = _study(*appending, *other)
+        assert refused.returncode == 2 and why in refused.stderr, (other, refused.stderr)
     alone = tmp_path / "placebo.json"
     placebo = _study(
         "--gates", "1", "--target", "clone", "--factor", "1.5", "--out", str(alone), "--placebo"
@@ -206,17 +198,3 @@ def test_a_tiny_study_end_to_end(tmp_path: Path):
     assert sides["base"]["env"]["INJECT_SLOWDOWN"] == "Tensor.clone:1.0"
     assert sides["head"]["env"]["INJECT_SLOWDOWN"] == "Tensor.clone:1.5"
     assert gate[AA]["sides"]["head"]["env"] == sides["base"]["env"]
-    dynamic = _study(
-        "--gates",
-        "1",
-        "--target",
-        "clone",
-        "--factor",
-        "1.5",
-        "--out",
-        str(out),
-        "--append",
-        "--allocator",
-        "dynamic",
-    )
-    assert dynamic.returncode == 2 and "another allocator" in dynamic.stderr

@@ -5,7 +5,7 @@ This file is never imported by copybench.  A folder holding it, put first on a p
 any code of copybench's: the way a changed torch, a wrapper from another library or an
 ``LD_PRELOAD`` reaches a measurement in real life, with nothing for copybench to cooperate
 with.  The power study (``copybench power-study``), the tests and anyone checking the gate
-by hand use it through two variables, read only here:
+by hand use it through three variables, read only here:
 
 ``INJECT_SLOWDOWN="Tensor.clone:1.1"``
     every call of ``torch.Tensor.clone`` takes 1.1 times as long: the real call is timed

@@ -35,8 +35,9 @@ study's targets wrapped at a factor of 1.0, a slowed head its own target at ``F`
 others at 1.0, and the sitecustomize then leaves its own cost on both sides
 (``INJECT_PLACEBO``).  The sides then differ in the injected wait alone.  Without it they
 also differ in the monkeypatch itself, which is a real change: with ``Tensor.copy_``
-wrapped, clones that never call it executed 167-232 more instructions a call at 128 KiB,
-about 2-3% of the call, and wall time named them.
+wrapped, clones that never call it executed 167-232 more instructions a call at 128 KiB and
+ran 1.012-1.037 times as long, and wall time named them in 6-10 of 10 loaded gates; with
+the placebo, in none.
 """
 
 from __future__ import annotations

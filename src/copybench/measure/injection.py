@@ -5,8 +5,9 @@ something if it catches a change it was not told about.  So the change is made t
 real one reaches a measurement - a different torch, another library's wrapper - by the
 environment alone: ``inject/sitecustomize.py`` (never imported by copybench) is run by
 ``site`` at the start of any interpreter that has its folder on ``PYTHONPATH``, and reads
-``INJECT_SLOWDOWN`` / ``INJECT_VIEW`` (its docstring says what they do).  The process under
-test needs no flag, no import and no cooperation; this module only builds its environment.
+``INJECT_SLOWDOWN``, ``INJECT_PLACEBO`` and ``INJECT_VIEW`` (its docstring says what they
+do).  The process under test needs no flag, no import and no cooperation; this module only
+builds its environment.
 """
 
 from __future__ import annotations
