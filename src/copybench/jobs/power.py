@@ -110,6 +110,13 @@ def injected(target: str | None, factor: float, placebo: tuple[str, ...] = ()) -
     return env
 
 
+def study_targets(targets: Any) -> tuple[str, ...]:
+    """The :data:`TARGETS` among ``targets`` (the heads' targets; None for A/A), in
+    :data:`TARGETS`' order: what a placebo study wraps in every process."""
+    named = set(targets)
+    return tuple(t for t in TARGETS if t in named)
+
+
 def variants(targets: list[str], factors: list[float]) -> list[Variant]:
     """A/A first, then every target at every factor; UsageError for bad input."""
     from copybench.suite.cases import UsageError
@@ -282,7 +289,7 @@ def run_study(
     from copybench.measure.progress import Progress
 
     allocator = allocator_of("fixed") if allocator is None else allocator
-    wrapped = tuple(t for t in TARGETS if placebo and t in {v.target for v in heads})
+    wrapped = study_targets(v.target for v in heads) if placebo else ()
     started = time.time()
     per_gate = []
     with (
@@ -303,7 +310,7 @@ def run_study(
             "processes": processes,
             "budget": budget,
             "variants": [v.record() for v in heads],
-            "calls": {t: calls_into(cases, t) for t in {v.target for v in heads} if t},
+            "calls": {t: calls_into(cases, t) for t in study_targets(v.target for v in heads)},
             "gates": per_gate,
             "seconds": time.time() - started,
         }
@@ -422,7 +429,7 @@ def placebo_word(data: dict[str, Any]) -> str:
     nothing."""
     if not data.get("placebo"):
         return ""
-    wrapped = sorted({v["target"] for v in data["variants"] if v["target"]})
+    wrapped = study_targets(v["target"] for v in data["variants"])
     return f"placebo base ({', '.join(wrapped)} wrapped at 1.0 in every process), "
 
 
